@@ -1,0 +1,100 @@
+"""Applying condition changes to alarms: one transaction per transition, with its audit entry.
+
+ISA-18.2: raise → `unack`; clear of `unack` → `rtn_unack`; clear of `acked` → `normal`;
+a raise while `rtn_unack` re-activates the same alarm (`unack`) and counts a repeat.
+Events are handed to `publish` only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.clock import Clock
+from core.domain import AlarmState
+from rules.model import ChangeKind, ConditionChange
+from storage.state.database import StateDatabase
+from storage.state.models import Alarm, AuditEntry
+from alarms.events import AlarmEvent, alarm_view
+
+SYSTEM_ACTOR = "system"
+Publish = Callable[[AlarmEvent], None]
+
+
+class AlarmService:
+    def __init__(self, db: StateDatabase, clock: Clock, publish: Publish) -> None:
+        self._db, self._clock, self._publish = db, clock, publish
+
+    def apply(self, changes: Sequence[ConditionChange]) -> list[AlarmEvent]:
+        events = []
+        for change in changes:
+            with self._db.session() as session:
+                event = self._apply_one(session, change)
+            if event is not None:
+                events.append(event)
+                self._publish(event)
+        return events
+
+    def _apply_one(self, session: Session, change: ConditionChange) -> AlarmEvent | None:
+        alarm = _open_alarm(session, change.rule.id, change.source.key)
+        now = self._clock.now()
+        if change.kind is ChangeKind.RAISE:
+            alarm, event = _raise(session, alarm, change, now)
+        elif alarm is not None and AlarmState(alarm.state).is_active:
+            event = _clear(alarm, change, now)
+        else:
+            return None
+        session.flush()
+        session.add(_audit(now, alarm, event, change))
+        return AlarmEvent(event, alarm_view(alarm))
+
+
+def _open_alarm(session: Session, rule_id: str, source: str) -> Alarm | None:
+    query = select(Alarm).where(Alarm.rule_id == rule_id, Alarm.source == source,
+                                Alarm.state != AlarmState.NORMAL.value)
+    return session.scalars(query).one_or_none()
+
+
+def _raise(session: Session, alarm: Alarm | None, change: ConditionChange, now: datetime) -> tuple[Alarm, str]:
+    if alarm is None:
+        alarm = _new_alarm(change, now)
+        session.add(alarm)
+        return alarm, "raised"
+    alarm.repeat_count += 1
+    alarm.value = change.value
+    alarm.updated_at = now
+    if alarm.state == AlarmState.RTN_UNACK.value:
+        alarm.state = AlarmState.UNACK.value
+        alarm.cleared_at = None
+    return alarm, "repeated"
+
+
+def _clear(alarm: Alarm, change: ConditionChange, now: datetime) -> str:
+    acked = alarm.state == AlarmState.ACKED.value
+    alarm.state = (AlarmState.NORMAL if acked else AlarmState.RTN_UNACK).value
+    alarm.cleared_at = change.at
+    alarm.value = change.value
+    alarm.updated_at = now
+    return "cleared"
+
+
+def _new_alarm(change: ConditionChange, now: datetime) -> Alarm:
+    rule, source = change.rule, change.source
+    return Alarm(
+        rule_id=rule.id, source=source.key, site=source.site, family=source.family.value,
+        device_id=source.device_id, category=rule.category, grade=int(rule.grade),
+        state=AlarmState.UNACK.value, message_zh=change.message("zh"),
+        message_en=change.message("en"), value=change.value, raised_at=change.at,
+        updated_at=now, repeat_count=0,
+    )
+
+
+def _audit(now: datetime, alarm: Alarm, event: str, change: ConditionChange) -> AuditEntry:
+    return AuditEntry(
+        at=now, actor=SYSTEM_ACTOR, action=f"alarm.{event}", entity_type="alarm",
+        entity_id=str(alarm.id), reason=f"rule {change.rule.id} {change.kind.value}",
+        detail={"state": alarm.state, "value": change.value, "source": change.source.key},
+    )

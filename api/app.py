@@ -1,0 +1,33 @@
+"""The FastAPI application factory. Services come in ready-made; nothing is built at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.deps import ApiServices, Services
+from api.routes import alarms, auth, dead_letters, stream
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(services: ApiServices) -> FastAPI:
+    app = FastAPI(title="fmon", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.services = services
+    v1 = APIRouter(prefix="/api/v1")
+    for module in (auth, alarms, dead_letters, stream):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
+    if STATIC_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+    return app
+
+
+def health(services: Services) -> dict[str, str]:
+    """Liveness and state-database reachability; no authentication (for healthchecks)."""
+    with services.db.session() as session:
+        session.connection().exec_driver_sql("SELECT 1")
+    return {"status": "ok"}

@@ -1,0 +1,1 @@
+"""MQTT consumer, payload decoders, and the batching writer to the telemetry store."""

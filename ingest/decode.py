@@ -1,0 +1,158 @@
+"""Decoding v1 JSON payloads into validated readings.
+
+`decode()` turns one MQTT message into readings or a presence change, or raises
+`ContractError` with a reason code; the consumer dead-letters those. Validation follows the
+device schema in `core.schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from core.domain import DeviceRef, Event, Family, MetricValue, Reading
+from core.errors import PayloadError
+from core.schema import metric_spec
+from core.topics import ParsedTopic, TopicKind, parse_topic
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_BATCH_READINGS = 1000
+MAX_FUTURE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A device or gateway announced itself online or offline (retained status / Will)."""
+
+    site: str
+    online: bool
+    device: DeviceRef | None = None
+    gateway_id: str | None = None
+
+
+Decoded = list[Reading] | PresenceChange | None
+
+
+def decode(topic: str, payload: bytes, received_at: datetime) -> Decoded:
+    """Decode one message. Returns readings, a presence change, or None for topics to ignore."""
+    parsed = parse_topic(topic)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("oversized", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if parsed.kind in (TopicKind.STATUS, TopicKind.GATEWAY_STATUS):
+        return _presence(parsed, payload)
+    if parsed.kind is TopicKind.TELEMETRY:
+        assert parsed.device is not None
+        return [reading_from_json(parsed.device, _json_object(payload), received_at)]
+    if parsed.kind is TopicKind.BATCH:
+        return _batch(parsed, _json_object(payload), received_at)
+    return None
+
+
+def reading_from_json(device: DeviceRef, body: Mapping[str, Any], received_at: datetime) -> Reading:
+    """Validate one reading object (DESIGN.md §3) for `device`."""
+    metrics = body.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        raise PayloadError("missing_metrics", f"{device.key}: 'metrics' must be a non-empty object")
+    return Reading(
+        device=device,
+        ts=_timestamp(device, body.get("ts"), received_at),
+        metrics=_metrics(device, metrics),
+        seq=_seq(device, body.get("seq")),
+        events=_events(device, body.get("events", [])),
+        historical=_historical(device, body.get("historical", False)),
+    )
+
+
+def _batch(parsed: ParsedTopic, body: Mapping[str, Any], received_at: datetime) -> list[Reading]:
+    items = body.get("readings")
+    if not isinstance(items, list) or not items:
+        raise PayloadError("bad_batch", "gateway batch needs a non-empty 'readings' list")
+    if len(items) > MAX_BATCH_READINGS:
+        raise PayloadError("oversized", f"batch of {len(items)} readings exceeds {MAX_BATCH_READINGS}")
+    readings = []
+    for index, item in enumerate(items):
+        try:
+            device = DeviceRef(parsed.site, Family(item["family"]), item["device_id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PayloadError("bad_batch", f"batch reading {index}: bad family/device_id ({exc})") from None
+        readings.append(reading_from_json(device, item, received_at))
+    return readings
+
+
+def _presence(parsed: ParsedTopic, payload: bytes) -> PresenceChange:
+    text = payload.decode("utf-8", errors="replace").strip().lower()
+    if text not in ("online", "offline"):
+        raise PayloadError("bad_status", f"status must be 'online' or 'offline', got {text[:40]!r}")
+    return PresenceChange(parsed.site, text == "online", parsed.device, parsed.gateway_id)
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError("bad_json", f"payload is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise PayloadError("bad_json", "payload must be a JSON object")
+    return body
+
+
+def _timestamp(device: DeviceRef, raw: object, received_at: datetime) -> datetime:
+    if raw is None:
+        return received_at
+    try:
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            ts = datetime.fromtimestamp(raw / 1000, UTC)
+        elif isinstance(raw, str):
+            ts = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        else:
+            raise ValueError(f"unsupported type {type(raw).__name__}")
+    except (ValueError, OverflowError, OSError) as exc:
+        raise PayloadError("bad_timestamp", f"{device.key}: bad ts {raw!r}: {exc}") from None
+    if ts.tzinfo is None:
+        raise PayloadError("bad_timestamp", f"{device.key}: ts {raw!r} has no UTC offset")
+    ts = ts.astimezone(UTC)
+    if ts > received_at + MAX_FUTURE:
+        raise PayloadError("future_timestamp", f"{device.key}: ts {raw!r} is in the future")
+    return ts
+
+
+def _metrics(device: DeviceRef, raw: Mapping[str, Any]) -> dict[str, MetricValue]:
+    metrics: dict[str, MetricValue] = {}
+    for name, value in raw.items():
+        spec = metric_spec(device.family, name)
+        if spec is None:
+            raise PayloadError("unknown_metric", f"{device.key}: {device.family.value} has no metric {name!r}")
+        try:
+            metrics[name] = spec.check(value)
+        except ValueError as exc:
+            raise PayloadError("bad_value", f"{device.key}: {exc}") from None
+    return metrics
+
+
+def _seq(device: DeviceRef, raw: object) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise PayloadError("bad_seq", f"{device.key}: seq must be a non-negative integer, got {raw!r}")
+    return raw
+
+
+def _events(device: DeviceRef, raw: object) -> tuple[Event, ...]:
+    if not isinstance(raw, list):
+        raise PayloadError("bad_events", f"{device.key}: events must be a list")
+    events = []
+    for item in raw:
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            raise PayloadError("bad_events", f"{device.key}: each event needs a string 'code'")
+        events.append(Event(item["code"], {k: v for k, v in item.items() if k != "code"}))
+    return tuple(events)
+
+
+def _historical(device: DeviceRef, raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise PayloadError("bad_historical", f"{device.key}: historical must be true or false")
+    return raw

@@ -1,0 +1,59 @@
+"""The API process: FastAPI under uvicorn, plus the relay of alarm events to WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import timedelta
+
+import uvicorn
+
+from api.app import create_app
+from api.deps import ApiServices
+from api.hub import EventHub
+from api.security import TokenIssuer
+from core.broker import BrokerAddress
+from core.clock import Clock
+from core.settings import Settings
+from runtime.bus import relay_alarm_events
+from storage.state.database import StateDatabase
+from storage.state.dead_letters import DeadLetterStore
+from storage.state.users import UserStore
+
+
+def build_services(settings: Settings, db: StateDatabase, clock: Clock) -> ApiServices:
+    # The demo may run without a configured secret: tokens then last one process lifetime.
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
+    tokens = TokenIssuer(secret, timedelta(minutes=settings.jwt_ttl_minutes))
+    return ApiServices(db, UserStore(db), DeadLetterStore(db), tokens, clock, EventHub())
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to fmon's own shutdown."""
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+async def serve_api(settings: Settings, services: ApiServices, stop: asyncio.Event,
+                    started: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set; relays alarm events from the bus meanwhile."""
+    services.hub.bind(asyncio.get_running_loop())
+    app = create_app(services)
+    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = QuietServer(config)
+    relay = asyncio.create_task(relay_alarm_events(BrokerAddress.parse(settings.broker_url), services.hub))
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if serving.done():
+        relay.cancel()
+        await serving  # re-raises why uvicorn could not start
+        raise SystemExit(f"could not serve the API on {settings.api_host}:{settings.api_port}")
+    if started is not None:
+        started.set()
+    await stop.wait()
+    server.should_exit = True
+    relay.cancel()
+    await asyncio.gather(serving, relay, return_exceptions=True)

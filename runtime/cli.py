@@ -1,0 +1,207 @@
+"""The `fmon` command. Each subcommand builds settings at start-up and wires one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.broker import BrokerAddress
+from core.clock import SystemClock
+from core.domain import Role
+from core.errors import ConfigError, Conflict, FmonError
+from core.settings import Settings, load_settings
+
+CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
+)
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """fmon: telemetry, alarms and emergency playbooks for property management."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option("--port", type=int, default=8000, show_default=True, help="HTTP port of the API and console.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--password", help="Password of the demo users admin, operator, engineer (random if omitted).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("fmon-data"),
+              show_default=True, help="Where the embedded stores keep their files.")
+@click.option("--broker", help="Use this MQTT broker (mqtt://host:port) instead of the embedded one.")
+@click.option("--broker-port", type=int, default=1883, show_default=True, help="Port of the embedded broker.")
+@click.option("--influx", help="Use InfluxDB (http://host:port/db) instead of SQLite telemetry.")
+@click.option("--database", help="Use this state database (postgresql://…) instead of SQLite.")
+@click.option("--sim-interval", type=float, default=5.0, show_default=True, help="Seconds between simulated readings.")
+@CONFIG_OPTION
+def demo(port: int, host: str, password: str | None, data_dir: Path, broker: str | None, broker_port: int,
+         influx: str | None, database: str | None, sim_interval: float, config_file: Path | None) -> None:
+    """Run everything in one process: broker, stores, simulators, API and web console."""
+    from runtime.demo import DemoOptions, run_demo
+
+    if password is not None and len(password) < 8:
+        raise click.BadParameter("needs at least 8 characters", param_hint="--password")
+    if broker is None:
+        _check_port_free(host="127.0.0.1", port=broker_port, what="--broker-port")
+    settings = _settings(
+        config_file, environment="demo", api_port=port, api_host=host, data_dir=data_dir,
+        broker_url=broker or f"mqtt://127.0.0.1:{broker_port}", influx_url=influx, database_url=database,
+    )
+    options = DemoOptions(settings, password, None if broker else broker_port, sim_interval)
+    _run(run_demo(options))
+
+
+@main.command()
+@CONFIG_OPTION
+def ingest(config_file: Path | None) -> None:
+    """Run an ingest worker: MQTT → rules → alarms, and telemetry to the store."""
+    from runtime.ingest_process import build_ingest
+    from storage.state.database import StateDatabase
+
+    settings = _settings(config_file)
+    db = StateDatabase(settings.state_database_url)
+    db.upgrade()
+    process = build_ingest(settings, db, SystemClock())
+    process.start()
+    _wait_for_signal()
+    process.stop()
+    db.dispose()
+
+
+@main.command()
+@CONFIG_OPTION
+def api(config_file: Path | None) -> None:
+    """Serve the HTTP API, the WebSocket stream and the web console."""
+    from runtime.api_process import build_services, serve_api
+    from storage.state.database import StateDatabase
+
+    settings = _settings(config_file)
+    db = StateDatabase(settings.state_database_url)
+    db.upgrade()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await serve_api(settings, build_services(settings, db, SystemClock()), stop)
+
+    _run(serve())
+
+
+@main.group()
+def db() -> None:
+    """State database administration."""
+
+
+@db.command("upgrade")
+@CONFIG_OPTION
+def db_upgrade(config_file: Path | None) -> None:
+    """Create or migrate the state database to the current schema."""
+    from storage.state.database import StateDatabase
+
+    database = StateDatabase(_settings(config_file).state_database_url)
+    database.upgrade()
+    click.echo("state database is up to date")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value, show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Prompted for when omitted; use --password-stdin in scripts.")
+@click.option("--replace", is_flag=True, help="Reset the password and role of an existing user.")
+@CONFIG_OPTION
+def users_add(username: str, role: str, password: str, replace: bool, config_file: Path | None) -> None:
+    """Add a user (passwords are stored as argon2 hashes)."""
+    from api.security import hash_password
+    from storage.state.database import StateDatabase
+    from storage.state.users import UserStore
+
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--password") from None
+    database = StateDatabase(_settings(config_file).state_database_url)
+    database.upgrade()
+    try:
+        UserStore(database).add(username, hashed, Role(role), SystemClock().now(), replace=replace)
+    except (Conflict, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username} ({role}) saved")
+
+
+@main.group()
+def simulate() -> None:
+    """Simulated devices talking to a broker like real gateways."""
+
+
+@simulate.command("run")
+@click.option("--broker", required=True, help="mqtt://host:port or mqtts://user:pass@host:port")
+@click.option("--site", default="demo", show_default=True, help="Site id to publish as.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between readings.")
+def simulate_run(broker: str, site: str, seed: int, interval: float) -> None:
+    """Publish the demo site's telemetry until interrupted."""
+    from simulators.site import SitePublisher, demo_site
+
+    try:
+        address = BrokerAddress.parse(broker)
+        sim = demo_site(site, seed)
+    except (FmonError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    publisher = SitePublisher(sim, address, SystemClock(), interval)
+    publisher.start()
+    click.echo(f"simulating site {site} against {address.url}; Ctrl-C to stop")
+    _wait_for_signal()
+    publisher.stop()
+
+
+def _run(coro: Any) -> None:
+    try:
+        asyncio.run(coro)
+    except FmonError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _wait_for_signal() -> None:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+
+
+def _check_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise click.BadParameter(f"port {port} on {host} is in use", param_hint=what) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

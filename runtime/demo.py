@@ -1,0 +1,93 @@
+"""`fmon demo`: broker, stores, ingest, simulators, API and console in one process.
+
+Embedded defaults (amqtt broker, SQLite telemetry and state under the data dir) unless real
+services are given. Ctrl-C stops everything in order; alarms persist in the data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from dataclasses import dataclass
+
+from api.security import hash_password
+from core.broker import BrokerAddress
+from core.clock import SystemClock
+from core.domain import Role
+from core.settings import Settings
+from runtime.api_process import build_services, serve_api
+from runtime.embedded_broker import start_embedded_broker
+from runtime.ingest_process import build_ingest
+from simulators.site import SitePublisher, demo_site
+from storage.state.database import StateDatabase
+from storage.state.users import UserStore
+
+log = logging.getLogger(__name__)
+DEMO_USERS = (("admin", Role.ADMIN), ("operator", Role.OPERATOR), ("engineer", Role.ENGINEER))
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    settings: Settings
+    password: str | None
+    embedded_broker_port: int | None  # None when a real broker is given
+    sim_interval: float = 5.0
+
+
+def seed_users(users: UserStore, password: str, now: object) -> None:
+    hashed = hash_password(password)
+    for name, role in DEMO_USERS:
+        users.add(name, hashed, role, now, actor="demo", replace=True)  # type: ignore[arg-type]
+
+
+async def run_demo(options: DemoOptions) -> None:
+    settings, clock = options.settings, SystemClock()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    broker = None
+    if options.embedded_broker_port is not None:
+        broker = await start_embedded_broker("127.0.0.1", options.embedded_broker_port)
+    db = StateDatabase(settings.state_database_url)
+    await asyncio.to_thread(db.upgrade)
+    password = options.password or secrets.token_urlsafe(12)
+    services = build_services(settings, db, clock)
+    await asyncio.to_thread(seed_users, services.users, password, clock.now())
+    ingest = build_ingest(settings, db, clock)
+    ingest.start()
+    sim = SitePublisher(demo_site(), BrokerAddress.parse(settings.broker_url), clock, options.sim_interval)
+    sim.start()
+    started = asyncio.Event()
+    api = asyncio.create_task(serve_api(settings, services, stop, started))
+    await _announce(started, api, settings, password, options.password is None)
+    try:
+        await api
+    finally:
+        await asyncio.to_thread(_shutdown, sim, ingest, db)
+        if broker is not None:
+            await broker.shutdown()
+        print("fmon demo stopped.", flush=True)
+
+
+async def _announce(started: asyncio.Event, api: asyncio.Task[None], settings: Settings,
+                    password: str, generated: bool) -> None:
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({waiter, api}, return_when=asyncio.FIRST_COMPLETED)
+    if api.done():
+        waiter.cancel()
+        await api
+        return
+    url = f"http://{settings.api_host}:{settings.api_port}/"
+    print(f"fmon demo running: console {url}  (data in {settings.data_dir})", flush=True)
+    users = ", ".join(name for name, _ in DEMO_USERS)
+    shown = password if generated else "(as given with --password)"
+    print(f"users {users}; password {shown}. Ctrl-C to stop.", flush=True)
+
+
+def _shutdown(sim: SitePublisher, ingest: object, db: StateDatabase) -> None:
+    sim.stop()
+    ingest.stop()  # type: ignore[attr-defined]
+    db.dispose()

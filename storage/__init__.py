@@ -1,0 +1,1 @@
+"""Telemetry stores (InfluxDB, SQLite) and the state database (SQLAlchemy + Alembic)."""

@@ -1,0 +1,114 @@
+"""The production telemetry store: InfluxDB through its v1-compatible HTTP API.
+
+Line protocol to `POST /write` and InfluxQL on `/query`; the one surface served by InfluxDB
+1.x, 2.x (DBRP mapping, token auth) and 3.x Core (DESIGN.md §6). Measurement = family,
+tags = site and device, fields = metrics. Numbers are always written as floats so that a
+metric reported once as `3` and once as `3.5` never conflicts in field type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from core.domain import DeviceRef, Reading
+from core.errors import StorageError, StoreUnavailable
+from storage.telemetry import Point
+
+BATCH_LINES = 5000
+
+
+class InfluxV1Store:
+    """Writes and queries one InfluxDB database given as `http://host:port/db`."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        parts = urlsplit(url)
+        self.database = parts.path.strip("/")
+        base = f"{parts.scheme}://{parts.hostname}:{parts.port or 8086}"
+        self._auth_params = {"u": parts.username, "p": parts.password} if parts.username else {}
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        self._http = httpx.Client(base_url=base, headers=headers, timeout=timeout, transport=transport)
+
+    def write(self, readings: Sequence[Reading]) -> int:
+        lines = [line for r in readings for line in _lines(r)]
+        for start in range(0, len(lines), BATCH_LINES):
+            self._post("\n".join(lines[start:start + BATCH_LINES]))
+        return len(lines)
+
+    def query(self, device: DeviceRef, metric: str, start: datetime, end: datetime) -> list[Point]:
+        q = (
+            f'SELECT "{_ident(metric)}" FROM "{device.family.value}" WHERE "site"=\'{device.site}\' '
+            f"AND \"device\"='{device.device_id}' AND time >= '{_iso(start)}' AND time < '{_iso(end)}'"
+        )
+        series = self.influxql(q)
+        rows = series[0]["values"] if series else []
+        return [Point(datetime.fromisoformat(ts.replace("Z", "+00:00")), v) for ts, v in rows if v is not None]
+
+    def influxql(self, q: str) -> list[dict[str, object]]:
+        """Run one InfluxQL statement; return its series (may be empty)."""
+        params = {"db": self.database, "q": q, **self._auth_params}
+        body = self._request("GET", "/query", params=params).json()
+        result = body["results"][0]
+        if "error" in result:
+            raise StorageError(f"InfluxDB query failed on {self.database}: {result['error']}")
+        series: list[dict[str, object]] = result.get("series", [])
+        return series
+
+    def ping(self) -> bool:
+        try:
+            return self._http.get("/ping").status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, body: str) -> None:
+        params = {"db": self.database, "precision": "ms", **self._auth_params}
+        self._request("POST", "/write", params=params, content=body.encode())
+
+    def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
+        if response.status_code >= 500:
+            raise StoreUnavailable(f"InfluxDB {path} answered {response.status_code}: {response.text[:200]}")
+        if response.status_code >= 400:
+            raise StorageError(f"InfluxDB {path} refused ({response.status_code}): {response.text[:300]}")
+        return response
+
+
+def _lines(r: Reading) -> Iterator[str]:
+    fields = ",".join(f"{_key(k)}={_field(v)}" for k, v in r.metrics.items())
+    if not fields:
+        return
+    extra = f",seq={r.seq}i" if r.seq is not None else ""
+    extra += ",historical=true" if r.historical else ""
+    dev = r.device
+    yield f"{dev.family.value},site={dev.site},device={dev.device_id} {fields}{extra} {int(r.ts.timestamp() * 1000)}"
+
+
+def _field(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(float(value))
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _key(name: str) -> str:
+    return name.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
+
+
+def _ident(name: str) -> str:
+    return name.replace('"', "")
+
+
+def _iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

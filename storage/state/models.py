@@ -1,0 +1,112 @@
+"""ORM models of the state database. Migrations in `storage/migrations` follow these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the state database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Alarm(Base):
+    """One alarm: one occurrence of a rule's condition on one source (ISA-18.2 states)."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        # One open alarm per (rule, source); a new occurrence after `normal` is a new row.
+        Index(
+            "uq_alarms_open_rule_source", "rule_id", "source", unique=True,
+            sqlite_where=text("state != 'normal'"), postgresql_where=text("state != 'normal'"),
+        ),
+        Index("ix_alarms_state_grade", "state", "grade"),
+        Index("ix_alarms_raised_at", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(200))
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    family: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    message_zh: Mapped[str] = mapped_column(Text)
+    message_en: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None]
+    raised_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+    repeat_count: Mapped[int] = mapped_column(default=0)
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AuditEntry(Base):
+    """Who did what, when and why; appended in the same transaction as the change."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DeadLetter(Base):
+    """A message fmon could not accept, kept with the reason (never a silent drop)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    topic: Mapped[str] = mapped_column(Text)
+    device_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    reason: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    payload_excerpt: Mapped[str] = mapped_column(Text)
