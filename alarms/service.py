@@ -13,12 +13,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alarms.events import AlarmEvent, alarm_view
 from core.clock import Clock
 from core.domain import AlarmState
 from rules.model import ChangeKind, ConditionChange
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm, AuditEntry
-from alarms.events import AlarmEvent, alarm_view
 
 SYSTEM_ACTOR = "system"
 Publish = Callable[[AlarmEvent], None]

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from api.deps import ApiServices, Services
 from api.routes import alarms, auth, dead_letters, stream
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+V1_PREFIX = "/api/v1"
+V1_ROUTERS = (auth.router, alarms.router, dead_letters.router, stream.router)
+
+
+def v1_routes() -> Iterator[tuple[str, BaseRoute]]:
+    """Every /api/v1 route with its full path (for the route x role checks)."""
+    for router in V1_ROUTERS:
+        for route in router.routes:
+            yield V1_PREFIX + getattr(route, "path", ""), route
 
 
 def create_app(services: ApiServices) -> FastAPI:
     app = FastAPI(title="fmon", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.services = services
-    v1 = APIRouter(prefix="/api/v1")
-    for module in (auth, alarms, dead_letters, stream):
-        v1.include_router(module.router)
+    v1 = APIRouter(prefix=V1_PREFIX)
+    for router in V1_ROUTERS:
+        v1.include_router(router)
     app.include_router(v1)
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
     if STATIC_DIR.is_dir():

@@ -48,8 +48,8 @@ class DeviceRef:
     def __post_init__(self) -> None:
         validate_id(self.site, "site id")
         validate_id(self.device_id, "device id")
-        if not isinstance(self.family, Family):
-            object.__setattr__(self, "family", Family(self.family))
+        # Callers may pass the family's text value; store the enum member.
+        object.__setattr__(self, "family", Family(self.family))
 
     @property
     def key(self) -> str:

@@ -87,7 +87,7 @@ def parse_topic(topic: str) -> ParsedTopic:
 
 
 def _parse_gateway(topic: str, site: str, gateway_id: str, tail: list[str]) -> ParsedTopic:
-    kinds = {("batch",): TopicKind.BATCH, ("status",): TopicKind.GATEWAY_STATUS}
+    kinds: dict[tuple[str, ...], TopicKind] = {("batch",): TopicKind.BATCH, ("status",): TopicKind.GATEWAY_STATUS}
     kind = kinds.get(tuple(tail))
     if kind is None:
         raise TopicError("bad_topic", f"topic {topic!r}: unknown gateway topic {'/'.join(tail)!r}")

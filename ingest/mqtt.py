@@ -67,9 +67,9 @@ class MqttConsumer:
 
     def stop(self) -> None:
         """Disconnect, then let the worker handle what is already queued."""
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
-        self._stopping.set()
         self._worker.join(timeout=30)
 
     @property
@@ -90,7 +90,7 @@ class MqttConsumer:
             log.warning("ingest lost the broker %s (%s); reconnecting", self._address.url, reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.topic, msg.payload, self._clock.now()))
+        self._queue.put(Message(msg.topic, bytes(msg.payload), self._clock.now()))
 
     def _run(self) -> None:
         while not (self._stopping.is_set() and self._queue.empty()):

@@ -54,7 +54,7 @@ async def relay_alarm_events(address: BrokerAddress, hub: EventHub, ready: async
                 if ready is not None:
                     ready.set()
                 async for message in client.messages:
-                    hub.publish(orjson.loads(bytes(message.payload)))  # type: ignore[arg-type]
+                    hub.publish(orjson.loads(bytes(message.payload)))
         except aiomqtt.MqttError as exc:
             log.warning("alarm event relay lost the broker (%s); retrying in 2 s", exc)
             await asyncio.sleep(2)

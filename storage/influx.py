@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,10 +35,10 @@ class InfluxV1Store:
         self._http = httpx.Client(base_url=base, headers=headers, timeout=timeout, transport=transport)
 
     def write(self, readings: Sequence[Reading]) -> int:
-        lines = [line for r in readings for line in _lines(r)]
+        lines = [line for reading in readings for line in _lines(reading)]
         for start in range(0, len(lines), BATCH_LINES):
             self._post("\n".join(lines[start:start + BATCH_LINES]))
-        return len(lines)
+        return sum(len(reading.metrics) for reading in readings)
 
     def query(self, device: DeviceRef, metric: str, start: datetime, end: datetime) -> list[Point]:
         q = (
@@ -45,17 +46,17 @@ class InfluxV1Store:
             f"AND \"device\"='{device.device_id}' AND time >= '{_iso(start)}' AND time < '{_iso(end)}'"
         )
         series = self.influxql(q)
-        rows = series[0]["values"] if series else []
+        rows: list[list[Any]] = series[0]["values"] if series else []
         return [Point(datetime.fromisoformat(ts.replace("Z", "+00:00")), v) for ts, v in rows if v is not None]
 
-    def influxql(self, q: str) -> list[dict[str, object]]:
+    def influxql(self, q: str) -> list[dict[str, Any]]:
         """Run one InfluxQL statement; return its series (may be empty)."""
         params = {"db": self.database, "q": q, **self._auth_params}
         body = self._request("GET", "/query", params=params).json()
         result = body["results"][0]
         if "error" in result:
             raise StorageError(f"InfluxDB query failed on {self.database}: {result['error']}")
-        series: list[dict[str, object]] = result.get("series", [])
+        series: list[dict[str, Any]] = result.get("series", [])
         return series
 
     def ping(self) -> bool:

@@ -7,6 +7,8 @@ the end. A missing binary skips the test locally and fails it when CI=true.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,13 @@ from tests.harness.policy import service_unavailable
 CHROMIUM = Path("/usr/bin/chromium")
 
 ServiceT = TypeVar("ServiceT", bound=ManagedService)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make SIGTERM act like Ctrl-C, so that fixture teardown stops the servers before exit."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def _serve(service: ServiceT) -> Iterator[ServiceT]:

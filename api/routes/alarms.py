@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 from sqlalchemy import func, select
 
 from alarms.events import alarm_view
@@ -22,7 +23,7 @@ def list_alarms(
     _: Viewer,
     state: Annotated[list[AlarmState] | None, Query()] = None,
     open: bool | None = None,  # noqa: A002 - the public query parameter is called "open"
-    grade: Annotated[list[int] | None, Query(ge=1, le=4)] = None,
+    grade: Annotated[list[Annotated[int, Field(ge=1, le=4)]] | None, Query()] = None,
     category: str | None = None,
     site: str | None = None,
     since: datetime | None = None,

@@ -18,12 +18,12 @@ CLOSE_UNAUTHORIZED = 4401
 @router.websocket("/stream")
 async def stream(websocket: WebSocket, token: str = "") -> None:
     services: ApiServices = websocket.app.state.services
+    await websocket.accept()  # accept first: a close before accept reaches browsers as 1006
     try:
         services.tokens.verify(token, services.clock.now())
     except AuthError as exc:
         await websocket.close(code=CLOSE_UNAUTHORIZED, reason=str(exc)[:100])
         return
-    await websocket.accept()
     queue = services.hub.subscribe()
     try:
         await websocket.send_json({"type": "hello"})

@@ -56,7 +56,7 @@ class DeadLetterStore:
     def counts_by_reason(self) -> dict[str, int]:
         query = select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
         with self._db.session() as session:
-            return {reason: count for reason, count in session.execute(query).tuples()}
+            return dict(session.execute(query).tuples().all())
 
 
 def _row(r: Rejection) -> DeadLetter:

@@ -1,0 +1,183 @@
+"""The HTTP API: token issue, bearer auth on every /api/v1 route, roles, alarm list, stream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from alarms.service import AlarmService
+from api.app import create_app, v1_routes
+from api.security import hash_password
+from core.clock import FakeClock
+from core.domain import DeviceRef, Family, Reading, Role
+from core.settings import load_settings
+from rules.engine import RuleEngine
+from rules.library import CO2_HIGH
+from runtime.api_process import build_services
+from storage.state.database import StateDatabase
+
+T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+PASSWORD = "correct-horse"
+PUBLIC = {"/api/v1/auth/token"}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDatabase]:
+    database = StateDatabase(f"sqlite:///{tmp_path / 'state.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def app(db: StateDatabase, clock: FakeClock) -> FastAPI:
+    services = build_services(load_settings(environment="demo", jwt_ttl_minutes=15), db, clock)
+    hashed = hash_password(PASSWORD)
+    for role in Role:
+        services.users.add(role.value, hashed, role, T0)
+    return create_app(services)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    services = app.state.services
+    with TestClient(app) as test_client:
+        services.hub.bind(test_client.portal.call(_running_loop))  # type: ignore[union-attr]
+        yield test_client
+
+
+async def _running_loop() -> object:
+    import asyncio
+
+    return asyncio.get_running_loop()
+
+
+def login(client: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:
+    response = client.post("/api/v1/auth/token", data={"username": user, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def raise_co2_alarm(db: StateDatabase, clock: FakeClock, device: str = "room-1", grade_shift: int = 0) -> None:
+    room = DeviceRef("s1", Family.ENV, device)
+    readings = [Reading(room, T0 + timedelta(seconds=s), {"co2_ppm": 1300.0}) for s in (0, 60)]
+    AlarmService(db, clock, lambda _e: None).apply(RuleEngine([CO2_HIGH]).process(readings))
+
+
+def test_token_is_issued_for_the_right_password_only(client: TestClient) -> None:
+    ok = client.post("/api/v1/auth/token", data={"username": "operator", "password": PASSWORD})
+    assert ok.status_code == 200
+    assert ok.json()["token_type"] == "bearer" and ok.json()["expires_in"] == 900
+    assert ok.json()["role"] == "operator"
+    for user, password in (("operator", "wrong-password"), ("nobody", PASSWORD)):
+        bad = client.post("/api/v1/auth/token", data={"username": user, "password": password})
+        assert bad.status_code == 401 and bad.json()["detail"] == "wrong username or password"
+    assert client.post("/api/v1/auth/token", data={"username": "x"}).status_code == 422
+
+
+def api_routes() -> list[tuple[str, APIRoute]]:
+    return [(path, route) for path, route in v1_routes() if isinstance(route, APIRoute)]
+
+
+def test_every_api_route_needs_a_bearer_token(client: TestClient) -> None:
+    routes = api_routes()
+    assert {path for path, _ in routes} >= {"/api/v1/alarms", "/api/v1/dead-letters", "/api/v1/auth/me"}
+    for path, route in routes:
+        if path in PUBLIC:
+            continue
+        for method in route.methods:
+            response = client.request(method, path)
+            assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_every_route_declares_a_role() -> None:
+    for path, route in api_routes():
+        if path in PUBLIC:
+            continue
+        roles = [getattr(d.call, "required_role", None) for d in route.dependant.dependencies]
+        assert any(isinstance(r, Role) for r in roles), f"{path} declares no role"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/api/v1/alarms", set(Role)), ("/api/v1/auth/me", set(Role)),
+     ("/api/v1/dead-letters", {Role.ENGINEER, Role.ADMIN})],
+)
+def test_route_role_matrix(client: TestClient, path: str, allowed: set[Role]) -> None:
+    for role in Role:
+        status = client.get(path, headers=login(client, role.value)).status_code
+        assert status == (200 if role in allowed else 403), f"{role.value} on {path}: {status}"
+
+
+def test_expired_and_forged_tokens_are_refused(client: TestClient, clock: FakeClock) -> None:
+    headers = login(client, "viewer")
+    assert client.get("/api/v1/alarms", headers=headers).status_code == 200
+    clock.advance(15 * 60)
+    expired = client.get("/api/v1/alarms", headers=headers)
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+    forged = {"Authorization": headers["Authorization"][:-4] + "AAAA"}
+    assert client.get("/api/v1/alarms", headers=forged).status_code == 401
+
+
+def test_alarm_list_and_filters(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock, "room-1")
+    raise_co2_alarm(db, clock, "room-2")
+    headers = login(client, "viewer")
+    body = client.get("/api/v1/alarms", headers=headers).json()
+    assert body["total"] == 2
+    assert {a["device_id"] for a in body["items"]} == {"room-1", "room-2"}
+    first = body["items"][0]
+    assert (first["state"], first["grade"], first["category"], first["rule_id"]) == (
+        "unack", 4, "air_quality", "env.co2_high")
+    assert first["raised_at"] == "2026-11-21T08:01:00Z"
+    assert client.get("/api/v1/alarms?grade=1", headers=headers).json()["total"] == 0
+    assert client.get("/api/v1/alarms?state=unack&open=true&site=s1", headers=headers).json()["total"] == 2
+    assert client.get("/api/v1/alarms?limit=1", headers=headers).json()["items"].__len__() == 1
+
+
+@pytest.mark.parametrize("query", ["grade=7", "state=asleep", "limit=0", "since=yesterday", "offset=-1"])
+def test_bad_queries_are_4xx_naming_the_parameter(client: TestClient, query: str) -> None:
+    response = client.get(f"/api/v1/alarms?{query}", headers=login(client, "viewer"))
+    assert response.status_code == 422
+    assert query.split("=")[0] in str(response.json()["detail"])
+
+
+def test_stream_refuses_a_bad_token(client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/api/v1/stream?token=nope") as ws:
+        ws.receive_json()
+    assert info.value.code == 4401
+
+
+def test_stream_pushes_published_events(app: FastAPI, client: TestClient) -> None:
+    token = login(client, "viewer")["Authorization"].split()[1]
+    with client.websocket_connect(f"/api/v1/stream?token={token}") as ws:
+        assert ws.receive_json() == {"type": "hello"}
+        app.state.services.hub.publish_threadsafe({"type": "alarm", "event": "raised", "alarm": {"id": 1}})
+        assert ws.receive_json() == {"type": "alarm", "event": "raised", "alarm": {"id": 1}}
+
+
+def test_health_needs_no_token(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_console_is_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_websocket_route_is_registered() -> None:
+    paths = {path for path, route in v1_routes() if isinstance(route, APIWebSocketRoute)}
+    assert "/api/v1/stream" in paths

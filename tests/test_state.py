@@ -1,0 +1,114 @@
+"""The state database and the alarm service, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from alarms.events import AlarmEvent
+from alarms.service import AlarmService
+from core.clock import FakeClock
+from core.domain import AlarmState, DeviceRef, Family, Reading, Role
+from core.errors import Conflict
+from rules.engine import RuleEngine
+from rules.library import CO2_HIGH
+from storage.state.database import StateDatabase
+from storage.state.dead_letters import DeadLetterStore, Rejection
+from storage.state.models import Alarm, AuditEntry
+from storage.state.users import UserStore
+
+T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+ROOM = DeviceRef("s1", Family.ENV, "room-1")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    db = StateDatabase(url)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+def raise_and_clear(db: StateDatabase, clock: FakeClock, events: list[AlarmEvent]) -> AlarmService:
+    service = AlarmService(db, clock, events.append)
+    engine = RuleEngine([CO2_HIGH])
+    readings = [Reading(ROOM, T0 + timedelta(seconds=s), {"co2_ppm": 1200.0}) for s in (0, 60)]
+    service.apply(engine.process(readings))
+    return service
+
+
+def alarms_of(db: StateDatabase) -> list[Alarm]:
+    with db.session() as session:
+        return list(session.scalars(select(Alarm).order_by(Alarm.id)))
+
+
+def audit_of(db: StateDatabase) -> list[tuple[str, str]]:
+    with db.session() as session:
+        return [(a.action, a.actor) for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def test_upgrade_is_idempotent(state_db: StateDatabase) -> None:
+    state_db.upgrade()
+    assert alarms_of(state_db) == []
+
+
+def test_raise_creates_one_unack_alarm_with_audit(state_db: StateDatabase) -> None:
+    events: list[AlarmEvent] = []
+    raise_and_clear(state_db, FakeClock(T0 + timedelta(seconds=61)), events)
+    [alarm] = alarms_of(state_db)
+    assert (alarm.state, alarm.grade, alarm.source, alarm.value) == ("unack", 4, ROOM.key, 1200.0)
+    assert alarm.raised_at == T0 + timedelta(seconds=60)
+    assert alarm.message_en.startswith("room-1 CO2 at 1200 ppm")
+    assert audit_of(state_db) == [("alarm.raised", "system")]
+    assert [e.event for e in events] == ["raised"]
+    assert events[0].alarm["id"] == alarm.id and events[0].alarm["grade_label_zh"] == "四级 一般"
+
+
+def test_repeat_and_return_to_normal(state_db: StateDatabase) -> None:
+    clock = FakeClock(T0 + timedelta(seconds=61))
+    events: list[AlarmEvent] = []
+    service = raise_and_clear(state_db, clock, events)
+    engine_changes = RuleEngine([CO2_HIGH])
+    readings = [Reading(ROOM, T0 + timedelta(seconds=s), {"co2_ppm": v}) for s, v in ((0, 1200.0), (60, 1200.0))]
+    service.apply(engine_changes.process(readings))  # same rule/source while open: a repeat
+    service.apply(engine_changes.process([Reading(ROOM, T0 + timedelta(seconds=90), {"co2_ppm": 800.0})]))
+    [alarm] = alarms_of(state_db)
+    assert (alarm.state, alarm.repeat_count, alarm.cleared_at) == ("rtn_unack", 1, T0 + timedelta(seconds=90))
+    assert [e.event for e in events] == ["raised", "repeated", "cleared"]
+    assert [a for a, _ in audit_of(state_db)] == ["alarm.raised", "alarm.repeated", "alarm.cleared"]
+
+
+def test_only_one_open_alarm_per_rule_and_source(state_db: StateDatabase) -> None:
+    raise_and_clear(state_db, FakeClock(T0), [])
+    [alarm] = alarms_of(state_db)
+    duplicate = Alarm(**{c: getattr(alarm, c) for c in (
+        "rule_id", "source", "site", "family", "device_id", "category", "grade", "state",
+        "message_zh", "message_en", "value", "raised_at", "updated_at")})
+    with pytest.raises(IntegrityError), state_db.session() as session:
+        session.add(duplicate)
+    with state_db.session() as session:
+        session.get(Alarm, alarm.id).state = AlarmState.NORMAL.value  # type: ignore[union-attr]
+    with state_db.session() as session:
+        session.add(duplicate)  # after normal, a new occurrence is a new alarm
+
+
+def test_users_and_dead_letters(state_db: StateDatabase) -> None:
+    users = UserStore(state_db)
+    users.add("op1", "hash", Role.OPERATOR, T0)
+    with pytest.raises(Conflict, match="op1"):
+        users.add("op1", "hash", Role.OPERATOR, T0)
+    users.add("op1", "hash2", Role.ADMIN, T0, replace=True)
+    assert users.get("op1").role == "admin"  # type: ignore[union-attr]
+    dead = DeadLetterStore(state_db)
+    dead.add([Rejection(T0, "fmon/v1/s/env/d/telemetry", "bad_json", "not json", b"{x", "s/env/d")])
+    [row] = dead.recent()
+    assert (row.reason, row.device_key, row.payload_excerpt, row.received_at) == ("bad_json", "s/env/d", "{x", T0)
+    assert dead.counts_by_reason() == {"bad_json": 1}
