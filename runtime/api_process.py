@@ -41,11 +41,14 @@ async def serve_api(settings: Settings, services: ApiServices, stop: asyncio.Eve
     services.hub.bind(asyncio.get_running_loop())
     app = create_app(services)
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port,
-                            log_level="warning", access_log=False, lifespan="off")
+                            log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=5)
     server = QuietServer(config)
-    relay = asyncio.create_task(relay_alarm_events(BrokerAddress.parse(settings.broker_url), services.hub))
+    subscribed = asyncio.Event()
+    relay = asyncio.create_task(
+        relay_alarm_events(BrokerAddress.parse(settings.broker_url), services.hub, subscribed))
     serving = asyncio.create_task(server.serve())
-    while not server.started and not serving.done():
+    while not (server.started and subscribed.is_set()) and not serving.done():
         await asyncio.sleep(0.05)
     if serving.done():
         relay.cancel()
@@ -54,6 +57,7 @@ async def serve_api(settings: Settings, services: ApiServices, stop: asyncio.Eve
     if started is not None:
         started.set()
     await stop.wait()
+    services.hub.close()
     server.should_exit = True
     relay.cancel()
     await asyncio.gather(serving, relay, return_exceptions=True)

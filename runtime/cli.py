@@ -61,6 +61,7 @@ def demo(port: int, host: str, password: str | None, data_dir: Path, broker: str
 
     if password is not None and len(password) < 8:
         raise click.BadParameter("needs at least 8 characters", param_hint="--password")
+    _check_port_free(host=host, port=port, what="--port")
     if broker is None:
         _check_port_free(host="127.0.0.1", port=broker_port, what="--broker-port")
     settings = _settings(

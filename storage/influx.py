@@ -47,7 +47,7 @@ class InfluxV1Store:
         )
         series = self.influxql(q)
         rows: list[list[Any]] = series[0]["values"] if series else []
-        return [Point(datetime.fromisoformat(ts.replace("Z", "+00:00")), v) for ts, v in rows if v is not None]
+        return [Point(_parse_time(ts), _number(v)) for ts, v in rows if v is not None]
 
     def influxql(self, q: str) -> list[dict[str, Any]]:
         """Run one InfluxQL statement; return its series (may be empty)."""
@@ -92,6 +92,15 @@ def _lines(r: Reading) -> Iterator[str]:
     extra += ",historical=true" if r.historical else ""
     dev = r.device
     yield f"{dev.family.value},site={dev.site},device={dev.device_id} {fields}{extra} {int(r.ts.timestamp() * 1000)}"
+
+
+def _parse_time(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _number(value: float | bool | str) -> float | bool | str:
+    # JSON renders a float field holding 1200.0 as 1200; fields are written as floats.
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _field(value: object) -> str:

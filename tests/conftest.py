@@ -16,13 +16,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.harness import (
-    InfluxServer,
-    ManagedService,
-    MosquittoServer,
-    PostgresServer,
-    ServiceUnavailable,
-)
+from tests.harness import InfluxServer, ManagedService, MosquittoServer, PostgresServer, ServiceUnavailable
 from tests.harness.policy import service_unavailable
 
 CHROMIUM = Path("/usr/bin/chromium")

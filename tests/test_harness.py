@@ -48,9 +48,7 @@ def mqtt_client(server: MosquittoServer, client_id: str) -> Iterator[mqtt.Client
         client.loop_stop()
 
 
-def test_mosquitto_delivers_a_qos1_message(
-    mosquitto: MosquittoServer, unique_id: str
-) -> None:
+def test_mosquitto_delivers_a_qos1_message(mosquitto: MosquittoServer, unique_id: str) -> None:
     topic = f"{unique_id}/harness"
     received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     subscribed = threading.Event()
@@ -68,16 +66,11 @@ def test_mosquitto_delivers_a_qos1_message(
     assert mosquitto.url == f"mqtt://127.0.0.1:{mosquitto.port}"
 
 
-def test_influxdb_reads_back_written_points(
-    influxdb: InfluxServer, influx_db: str, unique_id: str
-) -> None:
+def test_influxdb_reads_back_written_points(influxdb: InfluxServer, influx_db: str, unique_id: str) -> None:
     assert influx_db == f"{influxdb.base_url}/{unique_id}"
     lines = "reading,site=s1 value=21.5 1700000000000\nreading,site=s2 value=19 1700000001000"
-    response = httpx.post(
-        f"{influxdb.base_url}/write",
-        params={"db": unique_id, "precision": "ms"},
-        content=lines,
-    )
+    params = {"db": unique_id, "precision": "ms"}
+    response = httpx.post(f"{influxdb.base_url}/write", params=params, content=lines)
     assert response.status_code == 204, response.text
 
     result = influxdb.query(unique_id, "SELECT site, value FROM reading")
@@ -90,26 +83,18 @@ def test_influxdb_reads_back_written_points(
     ]
 
 
-def test_postgres_runs_sql_through_sqlalchemy(
-    postgres: PostgresServer, postgres_url: str, unique_id: str
-) -> None:
+def test_postgres_runs_sql_through_sqlalchemy(postgres: PostgresServer, postgres_url: str, unique_id: str) -> None:
     assert postgres_url == postgres.url(unique_id)
     engine = sa.create_engine(postgres_url)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "CREATE TABLE reading (id serial PRIMARY KEY, site text, value double precision)"
-                )
-            )
+            conn.execute(sa.text("CREATE TABLE reading (id serial PRIMARY KEY, site text, value double precision)"))
             conn.execute(
                 sa.text("INSERT INTO reading (site, value) VALUES (:site, :value)"),
                 _rows(),
             )
         with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT site, value FROM reading ORDER BY id")
-            ).all()
+            rows = conn.execute(sa.text("SELECT site, value FROM reading ORDER BY id")).all()
     finally:
         engine.dispose()
     assert [tuple(row) for row in rows] == [("s1", 21.5), ("s2", 19.0)]
@@ -127,13 +112,12 @@ def _started(server: ServiceT) -> ServiceT:
     return server
 
 
-@pytest.mark.parametrize(
-    "service_class", [MosquittoServer, InfluxServer, PostgresServer]
-)
+@pytest.mark.parametrize("service_class", [MosquittoServer, InfluxServer, PostgresServer])
 def test_stop_ends_every_server_process(service_class: type[ManagedService]) -> None:
     server = _started(service_class())
     pids, workdir = server.pids(), server.workdir
-    assert pids and all(pid_alive(pid) for pid in pids)
+    assert pids
+    assert all(pid_alive(pid) for pid in pids)
 
     server.stop()
 
@@ -144,16 +128,12 @@ def test_stop_ends_every_server_process(service_class: type[ManagedService]) -> 
 
 def test_postgres_stop_does_not_wait_for_connected_clients() -> None:
     server = _started(PostgresServer(stop_timeout=5.0))
-    client = psycopg.connect(
-        host=server.host, port=server.port, user=server.user, dbname="postgres"
-    )
+    client = psycopg.connect(host=server.host, port=server.port, user=server.user, dbname="postgres")
     try:
         pids = server.pids()  # includes the backend serving `client`
         started = time.monotonic()
         server.stop()
-        assert time.monotonic() - started < 5.0, (
-            "stop() waited for the client and then used SIGKILL"
-        )
+        assert time.monotonic() - started < 5.0, "stop() waited for the client and then used SIGKILL"
     finally:
         client.close()
     assert [pid for pid in pids if pid_alive(pid)] == []
@@ -166,7 +146,7 @@ class _BrokenMosquitto(MosquittoServer):
 
 def test_failed_start_reports_the_log_tail() -> None:
     server = _BrokenMosquitto()
-    with pytest.raises(ServiceStartError, match="(?s)exited with code.*no_such_option"):
+    with pytest.raises(ServiceStartError, match=r"(?s)exited with code.*no_such_option"):
         _started(server)
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.pid

@@ -92,11 +92,7 @@ class ManagedService(ABC):
     name = "service"
     stop_signal = signal.SIGTERM
 
-    def __init__(
-        self,
-        start_timeout: float = START_TIMEOUT_S,
-        stop_timeout: float = STOP_TIMEOUT_S,
-    ) -> None:
+    def __init__(self, start_timeout: float = START_TIMEOUT_S, stop_timeout: float = STOP_TIMEOUT_S) -> None:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self._proc: subprocess.Popen[bytes] | None = None
@@ -152,10 +148,12 @@ class ManagedService(ABC):
         """Start the server and wait until it is ready; no-op when already running."""
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
-                return self._start_once()
+                self._start_once()
             except ServiceStartError as exc:
                 if not exc.exited or attempt == START_ATTEMPTS:
                     raise
+            else:
+                return
 
     def _start_once(self) -> None:
         if self._proc is not None:
@@ -189,14 +187,10 @@ class ManagedService(ABC):
             if self._is_ready():
                 return
             time.sleep(POLL_INTERVAL_S)
-        raise self._start_error(
-            f"was not ready within {self.start_timeout:.0f} s", exited=False
-        )
+        raise self._start_error(f"was not ready within {self.start_timeout:.0f} s", exited=False)
 
     def _start_error(self, what: str, *, exited: bool) -> ServiceStartError:
-        message = (
-            f"{self.name} {what}; last lines of {self.log_path}:\n{self.log_tail()}"
-        )
+        message = f"{self.name} {what}; last lines of {self.log_path}:\n{self.log_tail()}"
         return ServiceStartError(message, exited=exited)
 
     def stop(self) -> None:
@@ -213,10 +207,8 @@ class ManagedService(ABC):
         if proc.poll() is None:
             with suppress(ProcessLookupError):
                 os.kill(self._stop_pid(proc), self.stop_signal)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the process group, if anything.
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -227,9 +219,6 @@ class ManagedService(ABC):
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()

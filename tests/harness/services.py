@@ -136,11 +136,8 @@ bind-address = "{HOST}:{self._rpc_port}"
 
     def query(self, db: str, influxql: str) -> dict[str, Any]:
         """Run a read query (GET /query) and return the parsed JSON response."""
-        response = httpx.get(
-            f"{self.base_url}/query",
-            params={"db": db, "q": influxql},
-            timeout=HTTP_TIMEOUT_S,
-        )
+        params = {"db": db, "q": influxql}
+        response = httpx.get(f"{self.base_url}/query", params=params, timeout=HTTP_TIMEOUT_S)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
@@ -154,13 +151,9 @@ bind-address = "{HOST}:{self._rpc_port}"
         self._admin(f"DROP DATABASE {_influx_ident(name)}")
 
     def _admin(self, statement: str) -> None:
-        response = httpx.post(
-            f"{self.base_url}/query", data={"q": statement}, timeout=HTTP_TIMEOUT_S
-        )
+        response = httpx.post(f"{self.base_url}/query", data={"q": statement}, timeout=HTTP_TIMEOUT_S)
         response.raise_for_status()
-        errors = [
-            r["error"] for r in response.json().get("results", []) if "error" in r
-        ]
+        errors = [r["error"] for r in response.json().get("results", []) if "error" in r]
         if errors:
             raise RuntimeError(f"InfluxDB rejected {statement!r}: {errors}")
 
@@ -205,11 +198,7 @@ class PostgresServer(ManagedService):
 
     def drop_database(self, name: str) -> None:
         """Drop database `name`, disconnecting its clients."""
-        self._admin(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)
-            )
-        )
+        self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     def _admin(self, statement: sql.Composed) -> None:
         with self._connect() as conn:
@@ -217,12 +206,7 @@ class PostgresServer(ManagedService):
 
     def _connect(self, timeout: int = 10) -> psycopg.Connection[Any]:
         return psycopg.connect(
-            host=HOST,
-            port=self._port,
-            user=self.user,
-            dbname="postgres",
-            connect_timeout=timeout,
-            autocommit=True,
+            host=HOST, port=self._port, user=self.user, dbname="postgres", connect_timeout=timeout, autocommit=True
         )
 
     def _make_workdir(self) -> Path:
@@ -242,16 +226,8 @@ class PostgresServer(ManagedService):
             "synchronous_commit": "off",
             "full_page_writes": "off",
         }
-        options = [
-            arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")
-        ]
-        return [
-            *run_as,
-            str(bindir / "postgres"),
-            "-D",
-            str(workdir / "data"),
-            *options,
-        ]
+        options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
+        return [*run_as, str(bindir / "postgres"), "-D", str(workdir / "data"), *options]
 
     def _run_as_prefix(self, workdir: Path) -> list[str]:
         """[] when not root; else chown `workdir` to the postgres user and return a runuser prefix."""
@@ -265,31 +241,18 @@ class PostgresServer(ManagedService):
         return [find_binary("runuser", "util-linux"), "-u", self.user, "--"]
 
     def _initdb(self, run_as: list[str], bindir: Path, workdir: Path) -> None:
-        argv = [
-            *run_as,
-            str(bindir / "initdb"),
-            "-D",
-            str(workdir / "data"),
-            "-U",
-            self.user,
-        ]
+        argv = [*run_as, str(bindir / "initdb"), "-D", str(workdir / "data"), "-U", self.user]
         argv += ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"]
-        done = subprocess.run(
-            argv, cwd=workdir, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             output = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-            raise ServiceStartError(
-                f"initdb failed with code {done.returncode}:\n{output}", exited=False
-            )
+            raise ServiceStartError(f"initdb failed with code {done.returncode}:\n{output}", exited=False)
 
     def _stop_pid(self, proc: subprocess.Popen[bytes]) -> int:
         # Signal the postmaster itself: runuser would turn any signal into SIGTERM ("smart"
         # shutdown, which waits for clients) and SIGKILL it 2 s later.
         try:
-            return int(
-                (self.workdir / "data" / "postmaster.pid").read_text().split()[0]
-            )
+            return int((self.workdir / "data" / "postmaster.pid").read_text().split()[0])
         except (OSError, IndexError, ValueError):
             return proc.pid
 
