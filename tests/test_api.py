@@ -79,11 +79,13 @@ def raise_co2_alarm(db: StateDatabase, clock: FakeClock, device: str = "room-1",
 def test_token_is_issued_for_the_right_password_only(client: TestClient) -> None:
     ok = client.post("/api/v1/auth/token", data={"username": "operator", "password": PASSWORD})
     assert ok.status_code == 200
-    assert ok.json()["token_type"] == "bearer" and ok.json()["expires_in"] == 900
+    assert ok.json()["token_type"] == "bearer"
+    assert ok.json()["expires_in"] == 900
     assert ok.json()["role"] == "operator"
     for user, password in (("operator", "wrong-password"), ("nobody", PASSWORD)):
         bad = client.post("/api/v1/auth/token", data={"username": user, "password": password})
-        assert bad.status_code == 401 and bad.json()["detail"] == "wrong username or password"
+        assert bad.status_code == 401
+        assert bad.json()["detail"] == "wrong username or password"
     assert client.post("/api/v1/auth/token", data={"username": "x"}).status_code == 422
 
 
@@ -127,7 +129,8 @@ def test_expired_and_forged_tokens_are_refused(client: TestClient, clock: FakeCl
     assert client.get("/api/v1/alarms", headers=headers).status_code == 200
     clock.advance(15 * 60)
     expired = client.get("/api/v1/alarms", headers=headers)
-    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
     forged = {"Authorization": headers["Authorization"][:-4] + "AAAA"}
     assert client.get("/api/v1/alarms", headers=forged).status_code == 401
 
@@ -175,7 +178,8 @@ def test_health_needs_no_token(client: TestClient) -> None:
 
 def test_console_is_served(client: TestClient) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert page.status_code == 200
+    assert "<html" in page.text.lower()
 
 
 def test_websocket_route_is_registered() -> None:

@@ -83,16 +83,21 @@ def test_device_key_round_trip() -> None:
 
 
 def test_grades_carry_labels_and_clocks() -> None:
-    assert Grade(1).label_zh == "一级 特别重大" and Grade(4).colour == "blue"
-    assert Grade(2).is_emergency and not Grade(3).is_emergency
+    assert Grade(1).label_zh == "一级 特别重大"
+    assert Grade(4).colour == "blue"
+    assert Grade(2).is_emergency
+    assert not Grade(3).is_emergency
     assert Grade(1).default_response == timedelta(minutes=5)
     assert Grade(4).default_handling == timedelta(hours=4)
 
 
 def test_alarm_states_and_roles() -> None:
-    assert AlarmState.UNACK.is_active and not AlarmState.RTN_UNACK.is_active
-    assert AlarmState.RTN_UNACK.is_open and not AlarmState.NORMAL.is_open
-    assert Role.ADMIN.allows(Role.OPERATOR) and not Role.VIEWER.allows(Role.OPERATOR)
+    assert AlarmState.UNACK.is_active
+    assert not AlarmState.RTN_UNACK.is_active
+    assert AlarmState.RTN_UNACK.is_open
+    assert not AlarmState.NORMAL.is_open
+    assert Role.ADMIN.allows(Role.OPERATOR)
+    assert not Role.VIEWER.allows(Role.OPERATOR)
 
 
 def test_fake_clock_moves_only_when_told() -> None:

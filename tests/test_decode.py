@@ -27,7 +27,9 @@ def test_single_reading_is_decoded() -> None:
     assert reading.device == DeviceRef("s1", Family.GAS, "gas-1")
     assert reading.ts == datetime(2026, 11, 21, 7, 59, 59, 500000, tzinfo=UTC)
     assert dict(reading.metrics) == {"lel_pct": 3.0, "fan": False}
-    assert reading.seq == 7 and reading.events[0].code == "cover_open" and not reading.historical
+    assert reading.seq == 7
+    assert reading.events[0].code == "cover_open"
+    assert not reading.historical
 
 
 def test_epoch_millis_and_missing_ts() -> None:
@@ -93,7 +95,8 @@ def test_a_bad_message_in_a_batch_loses_nothing_else() -> None:
 
 def test_excerpt_is_bounded() -> None:
     batch = decode_batch([Message(TOPIC, b"{" + b"x" * 2000, NOW)])
-    assert batch.rejections[0].excerpt.endswith("…") and len(batch.rejections[0].excerpt) == 513
+    assert batch.rejections[0].excerpt.endswith("…")
+    assert len(batch.rejections[0].excerpt) == 513
 
 
 def test_timestamps_slightly_ahead_are_accepted() -> None:

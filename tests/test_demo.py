@@ -109,13 +109,15 @@ def test_demo_shows_a_real_alarm_in_the_console_and_keeps_it_over_a_restart(
     see_alarm_in_console(demo.base_url, alarm, chromium_path)
 
     output = demo.interrupt()
-    assert "fmon demo running" in output and "fmon demo stopped." in output
+    assert "fmon demo running" in output
+    assert "fmon demo stopped." in output
     assert "Traceback" not in output
 
     again = DemoProcess(data_dir)
     try:
         kept = [a for a in again.alarms(again.token()) if a["id"] == alarm["id"]]
-        assert kept and kept[0]["raised_at"] == alarm["raised_at"]
+        assert kept
+        assert kept[0]["raised_at"] == alarm["raised_at"]
         again.interrupt()
     finally:
         again.kill()

@@ -154,7 +154,8 @@ def test_co2_reading_becomes_a_listed_and_pushed_alarm(fmon: RunningFmon, unique
     alarm = pushed["alarm"]
     assert (alarm["site"], alarm["device_id"], alarm["rule_id"], alarm["state"]) == (
         unique_id, MEETING, "env.co2_high", "unack")
-    assert alarm["value"] > 1000 and "ppm" in alarm["message_zh"]
+    assert alarm["value"] > 1000
+    assert "ppm" in alarm["message_zh"]
 
     listed = httpx.get(f"{fmon.base_url}/api/v1/alarms", params={"site": unique_id},
                        headers={"Authorization": f"Bearer {bearer}"}).json()
@@ -163,7 +164,8 @@ def test_co2_reading_becomes_a_listed_and_pushed_alarm(fmon: RunningFmon, unique
     with fmon.db.session() as session:
         stored = session.get(Alarm, alarm["id"])
         audit = session.scalars(select(AuditEntry).where(AuditEntry.entity_id == str(alarm["id"]))).all()
-    assert stored is not None and stored.state == "unack"
+    assert stored is not None
+    assert stored.state == "unack"
     assert [(a.action, a.actor) for a in audit] == [("alarm.raised", "system")]
 
     assert fmon.ingest.writer.flush(20)
@@ -192,6 +194,7 @@ def assert_dead_lettered(base_url: str, site: str) -> None:
                           headers=headers).json()["items"]
         time.sleep(0.1)
     [letter] = items
-    assert letter["reason"] == "bad_value" and "co2_ppm must be a number" in letter["detail"]
+    assert letter["reason"] == "bad_value"
+    assert "co2_ppm must be a number" in letter["detail"]
     assert letter["payload_excerpt"] == '{"metrics": {"co2_ppm": "lots"}}'
 

@@ -26,7 +26,8 @@ def test_co2_raises_only_after_held_for_60_seconds() -> None:
     assert engine.process([co2(0, 1100), co2(30, 1200), co2(55, 1150)]) == []
     changes = engine.process([co2(60, 1180)])
     assert kinds(changes) == [("raise", 60)]
-    assert changes[0].value == 1180 and changes[0].message("zh").startswith("room-1 二氧化碳浓度 1180 ppm")
+    assert changes[0].value == 1180
+    assert changes[0].message("zh").startswith("room-1 二氧化碳浓度 1180 ppm")
     assert engine.process([co2(65, 1200)]) == []  # still active: no second raise
 
 

@@ -69,7 +69,8 @@ def test_raise_creates_one_unack_alarm_with_audit(state_db: StateDatabase) -> No
     assert alarm.message_en.startswith("room-1 CO2 at 1200 ppm")
     assert audit_of(state_db) == [("alarm.raised", "system")]
     assert [e.event for e in events] == ["raised"]
-    assert events[0].alarm["id"] == alarm.id and events[0].alarm["grade_label_zh"] == "四级 一般"
+    assert events[0].alarm["id"] == alarm.id
+    assert events[0].alarm["grade_label_zh"] == "四级 一般"
 
 
 def test_repeat_and_return_to_normal(state_db: StateDatabase) -> None:

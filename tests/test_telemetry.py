@@ -40,7 +40,8 @@ def test_batch_round_trip(store: TelemetryStore) -> None:
     assert written == 24_000  # values, not readings
     points = store.query(PUMP, "vibration_mm_s", T0, T0 + timedelta(seconds=12_000))
     assert len(points) == 12_000
-    assert points[0].ts == T0 and points[0].value == 2.0
+    assert points[0].ts == T0
+    assert points[0].value == 2.0
     assert points[-1].value == pytest.approx(2.0 + 11_999 / 10)
     assert store.query(PUMP, "running", T0, T0 + timedelta(seconds=2))[0].value in (True, 1.0)
 

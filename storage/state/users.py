@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from core.domain import Role, validate_id
+from core.domain import Role
 from core.errors import Conflict
 from storage.state.database import StateDatabase
 from storage.state.models import AuditEntry, User
+
+USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
 class UserStore:
@@ -20,7 +23,8 @@ class UserStore:
     def add(self, username: str, password_hash: str, role: Role, now: datetime, *,
             actor: str = "cli", replace: bool = False) -> User:
         """Create a user, or with `replace` reset an existing one's hash and role."""
-        validate_id(username, "username")
+        if USERNAME.fullmatch(username) is None:
+            raise ValueError(f"invalid username {username!r}: 1-64 characters of A-Z a-z 0-9 _ . @ -")
         with self._db.session() as session:
             user = session.scalars(select(User).where(User.username == username)).one_or_none()
             if user is not None and not replace:
