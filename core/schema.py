@@ -1,4 +1,4 @@
-"""The device schema: metrics of every family with type, unit and valid range.
+"""The device schema: metrics, events and fault codes of every family, with units and ranges.
 
 One source for the ingest validator, the simulators and the published contract. Ranges are
 physical plausibility bounds (a reading outside them is a device or gateway error), not
@@ -8,6 +8,7 @@ alarm limits; alarm limits belong to rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 from core.domain import Family, MetricValue
@@ -81,6 +82,8 @@ FAMILY_METRICS: dict[Family, tuple[MetricSpec, ...]] = {
         _num("volume_m3", "m³", 0, 1e10, "cumulative volume (CJ/T 188)"),
         _num("flow_m3h", "m³/h", -1e4, 1e4),
         _num("heat_kwh", "kWh", 0, 1e10, "cumulative heat"),
+        _num("supply_temp_c", "°C", -20, 150, "heat meter supply temperature"),
+        _num("return_temp_c", "°C", -20, 150, "heat meter return temperature"),
         _enum("valve", _VALVE),
         _bool("battery_low"),
     ),
@@ -99,6 +102,7 @@ FAMILY_METRICS: dict[Family, tuple[MetricSpec, ...]] = {
         _num("vibration_mg", "mg", 0, 10000),
         _num("levelling_mm", "mm", -1000, 1000),
         _int("fault_code", 0, 99, "GB/T 24476 fault code, 0 = none, 11 = entrapment"),
+        _bool("power_ok", "main power present"),
         _bool("alarm_button"),
     ),
     Family.FIRE_PANEL: tuple(
@@ -136,11 +140,139 @@ FAMILY_METRICS: dict[Family, tuple[MetricSpec, ...]] = {
     ),
 }
 
+class MeterKind(StrEnum):
+    """What a `meter` measures (DL/T 645 electricity; CJ/T 188 water, gas, heat)."""
+
+    ELECTRIC = "electric"
+    WATER = "water"
+    GAS = "gas"
+    HEAT = "heat"
+
+
+METER_KIND_METRICS: dict[MeterKind, tuple[str, ...]] = {
+    MeterKind.ELECTRIC: ("energy_kwh", "power_kw", "voltage_v", "current_a", "power_factor"),
+    MeterKind.WATER: ("volume_m3", "flow_m3h", "valve", "battery_low"),
+    MeterKind.GAS: ("volume_m3", "flow_m3h", "valve", "battery_low"),
+    MeterKind.HEAT: ("heat_kwh", "volume_m3", "flow_m3h", "supply_temp_c", "return_temp_c", "valve", "battery_low"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """An event (or fault) code a family may report, with its zh-CN and English names."""
+
+    code: str
+    zh: str
+    en: str
+
+
+def _events(*items: tuple[str, str, str]) -> tuple[EventSpec, ...]:
+    return tuple(EventSpec(*item) for item in items)
+
+
+# Elevator fault codes (GB/T 24476 as encoded by public implementations; reference.md §2.3).
+ELEVATOR_FAULT_CODES: dict[int, tuple[str, str]] = {
+    1: ("安全回路断路", "safety circuit open while running"),
+    2: ("关门故障", "door-close fault"),
+    3: ("开门故障", "door-open fault"),
+    4: ("门区外停梯", "stopped outside the door zone"),
+    5: ("轿厢意外移动", "unintended car movement (UCM)"),
+    6: ("电动机运转时间限制器动作", "motor run-time limiter tripped"),
+    7: ("楼层位置丢失", "floor position lost"),
+    8: ("防止电梯再运行故障", "restart-prevention fault"),
+    9: ("冲顶", "overshoot at the top"),
+    10: ("蹲底", "bottom strike"),
+    11: ("困人", "passenger entrapment"),
+}
+
+FAMILY_EVENTS: dict[Family, tuple[EventSpec, ...]] = {
+    Family.METER: _events(
+        ("cover_open", "开表盖", "meter cover opened"),
+        ("terminal_cover_open", "开端钮盒", "terminal cover opened"),
+        ("power_down", "掉电", "power down"),
+        ("reverse_flow", "反向计量", "reverse flow / reverse energy"),
+        ("magnetic_tamper", "磁干扰", "magnetic-field tamper"),
+        ("meter_clear", "电表清零", "meter cleared"),
+        ("programming", "编程", "meter programmed"),
+        ("time_set", "校时", "clock set"),
+        ("phase_voltage_loss", "失压", "phase voltage loss"),
+    ),
+    Family.ELEVATOR: _events(
+        ("back_to_auto", "恢复自动运行", "back to automatic"),
+        ("main_power_lost", "主电源断电", "main power lost"),
+        ("out_of_service", "停止服务", "out of service"),
+        ("inspection", "检修", "inspection mode"),
+        ("fire_recall", "消防返回", "fire recall"),
+        ("firefighter_operation", "消防员运行", "firefighter operation"),
+        ("emergency_power", "应急电源", "on emergency power"),
+        ("earthquake", "地震", "seismic operation"),
+        ("door_reopen", "重开门", "door reopened"),
+        ("overspeed", "超速", "overspeed"),
+    ),
+    Family.FIRE_PANEL: _events(
+        ("point_fire", "火警", "fire alarm at a point"),
+        ("point_fault", "故障", "fault at a point"),
+        ("point_disabled", "屏蔽", "point disabled"),
+        ("point_supervisory", "监管", "supervisory signal at a point"),
+        ("point_start", "启动", "linkage output started"),
+        ("point_feedback", "反馈", "linkage feedback received"),
+        ("point_power_fault", "电源故障", "point power fault"),
+        ("point_clear", "恢复", "point back to normal"),
+        ("reset", "复位", "panel reset"),
+        ("silence", "消音", "sounders silenced"),
+        ("manual_alarm", "手动报警", "manual alarm"),
+        ("self_test", "自检", "self-test"),
+    ),
+    Family.GAS: _events(
+        ("power_fault", "电源故障", "detector power fault"),
+        ("sensor_expired", "传感器失效", "sensor end of life"),
+    ),
+    Family.ENV: _events(("sensor_fault", "传感器故障", "sensor fault"),),
+    Family.PUMP: _events(
+        ("start", "启动", "started"),
+        ("stop", "停止", "stopped"),
+        ("trip", "跳闸", "tripped"),
+        ("overload", "过载", "motor overload"),
+    ),
+}
+
+# GB/T 26875.3 component types a fire panel point event may carry (reference.md §3.1).
+FIRE_COMPONENT_TYPES: dict[int, tuple[str, str]] = {
+    10: ("可燃气体探测器", "combustible gas detector"),
+    23: ("手动报警按钮", "manual call point"),
+    30: ("感温探测器", "heat detector"),
+    40: ("感烟探测器", "smoke detector"),
+    85: ("输入模块", "input module"),
+    86: ("输出模块", "output module"),
+    91: ("消防泵", "fire pump"),
+    96: ("水流指示器", "water-flow indicator"),
+    111: ("排烟风机", "smoke exhaust fan"),
+    117: ("卷帘控制器", "shutter controller"),
+}
+
+# How often a device of each family reports when healthy; silence past a multiple of this
+# marks the device offline and its values stale.
+DEFAULT_REPORT_INTERVAL_S: dict[Family, float] = {
+    Family.METER: 900.0,
+    Family.ELEVATOR: 30.0,
+    Family.FIRE_PANEL: 300.0,
+    Family.GAS: 60.0,
+    Family.ENV: 300.0,
+    Family.PUMP: 60.0,
+}
+
 _INDEX: dict[Family, dict[str, MetricSpec]] = {
     family: {spec.name: spec for spec in specs} for family, specs in FAMILY_METRICS.items()
+}
+_EVENT_INDEX: dict[Family, frozenset[str]] = {
+    family: frozenset(e.code for e in events) for family, events in FAMILY_EVENTS.items()
 }
 
 
 def metric_spec(family: Family, name: str) -> MetricSpec | None:
     """The spec of `name` in `family`, or None if the family has no such metric."""
     return _INDEX[family].get(name)
+
+
+def is_known_event(family: Family, code: str) -> bool:
+    return code in _EVENT_INDEX[family]

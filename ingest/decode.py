@@ -16,7 +16,7 @@ import orjson
 
 from core.domain import DeviceRef, Event, Family, MetricValue, Reading
 from core.errors import PayloadError
-from core.schema import metric_spec
+from core.schema import is_known_event, metric_spec
 from core.topics import ParsedTopic, TopicKind, parse_topic
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -148,6 +148,8 @@ def _events(device: DeviceRef, raw: object) -> tuple[Event, ...]:
     for item in raw:
         if not isinstance(item, dict) or not isinstance(item.get("code"), str):
             raise PayloadError("bad_events", f"{device.key}: each event needs a string 'code'")
+        if not is_known_event(device.family, item["code"]):
+            raise PayloadError("unknown_event", f"{device.key}: {device.family.value} has no event {item['code']!r}")
         events.append(Event(item["code"], {k: v for k, v in item.items() if k != "code"}))
     return tuple(events)
 

@@ -7,17 +7,16 @@ import logging
 import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from core.broker import BrokerAddress
 from core.clock import SystemClock
 from core.domain import Role
 from core.errors import ConfigError, Conflict, FmonError
 from core.settings import Settings, load_settings
+from runtime.simulate_cli import simulate, wait_for_signal
 
 CONFIG_OPTION = click.option(
     "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -84,7 +83,7 @@ def ingest(config_file: Path | None) -> None:
     db.upgrade()
     process = build_ingest(settings, db, SystemClock())
     process.start()
-    _wait_for_signal()
+    wait_for_signal()
     process.stop()
     db.dispose()
 
@@ -156,44 +155,11 @@ def users_add(username: str, role: str, password: str, replace: bool, config_fil
     click.echo(f"user {username} ({role}) saved")
 
 
-@main.group()
-def simulate() -> None:
-    """Simulated devices talking to a broker like real gateways."""
-
-
-@simulate.command("run")
-@click.option("--broker", required=True, help="mqtt://host:port or mqtts://user:pass@host:port")
-@click.option("--site", default="demo", show_default=True, help="Site id to publish as.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between readings.")
-def simulate_run(broker: str, site: str, seed: int, interval: float) -> None:
-    """Publish the demo site's telemetry until interrupted."""
-    from simulators.site import SitePublisher, demo_site
-
-    try:
-        address = BrokerAddress.parse(broker)
-        sim = demo_site(site, seed)
-    except (FmonError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
-    publisher = SitePublisher(sim, address, SystemClock(), interval)
-    publisher.start()
-    click.echo(f"simulating site {site} against {address.url}; Ctrl-C to stop")
-    _wait_for_signal()
-    publisher.stop()
-
-
 def _run(coro: Any) -> None:
     try:
         asyncio.run(coro)
     except FmonError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _wait_for_signal() -> None:
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
 
 
 def _check_port_free(host: str, port: int, what: str) -> None:
@@ -203,6 +169,8 @@ def _check_port_free(host: str, port: int, what: str) -> None:
         except OSError:
             raise click.BadParameter(f"port {port} on {host} is in use", param_hint=what) from None
 
+
+main.add_command(simulate)
 
 if __name__ == "__main__":
     sys.exit(main())

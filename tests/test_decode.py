@@ -22,13 +22,13 @@ def body(**fields: object) -> bytes:
 
 
 def test_single_reading_is_decoded() -> None:
-    payload = body(events=[{"code": "cover_open", "loop": 2}], metrics={"lel_pct": 3, "fan": False})
+    payload = body(events=[{"code": "power_fault", "loop": 2}], metrics={"lel_pct": 3, "fan": False})
     [reading] = decode(TOPIC, payload, NOW)  # type: ignore[misc]
     assert reading.device == DeviceRef("s1", Family.GAS, "gas-1")
     assert reading.ts == datetime(2026, 11, 21, 7, 59, 59, 500000, tzinfo=UTC)
     assert dict(reading.metrics) == {"lel_pct": 3.0, "fan": False}
     assert reading.seq == 7
-    assert reading.events[0].code == "cover_open"
+    assert reading.events[0].code == "power_fault"
     assert not reading.historical
 
 
@@ -69,6 +69,7 @@ def test_status_topics_are_presence() -> None:
         (TOPIC, body(seq=-1), "bad_seq"),
         (TOPIC, body(historical="yes"), "bad_historical"),
         (TOPIC, body(events=[{"no": "code"}]), "bad_events"),
+        (TOPIC, body(events=[{"code": "cover_open"}]), "unknown_event"),
         (TOPIC, b"x" * 300_000, "oversized"),
         ("fmon/v1/s1/gas/gas 1/telemetry", body(), "bad_id"),
         ("fmon/v1/s1/gateway/gw/batch", orjson.dumps({"readings": [{"family": "env"}]}), "bad_batch"),

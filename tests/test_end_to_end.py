@@ -63,6 +63,7 @@ class EmbeddedBroker:
         asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
 
 @pytest.fixture(params=["real-services", "embedded"])
@@ -115,6 +116,7 @@ def fmon(settings: Settings) -> Iterator[RunningFmon]:
     yield RunningFmon(settings, db, f"http://127.0.0.1:{settings.api_port}", ingest)
     loop.call_soon_threadsafe(stop.set)
     api.join(10)
+    loop.close()
     ingest.stop()
     db.dispose()
 
