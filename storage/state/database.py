@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.errors import StoreUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_LOCK = 0x666D6F6E  # "fmon": the advisory lock key serialising migrations
 
 
 class StateDatabase:
@@ -31,6 +32,9 @@ class StateDatabase:
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    # ingest and api may start together on a fresh database: migrate one at a time
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except OperationalError as exc:
