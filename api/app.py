@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import make_asgi_app
 from starlette.routing import BaseRoute
 
 from api.deps import ApiServices, Services
@@ -32,6 +33,8 @@ def create_app(services: ApiServices) -> FastAPI:
         v1.include_router(router)
     app.include_router(v1)
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
+    # Prometheus scrapes without a token; keep the port private in production.
+    app.mount("/metrics", make_asgi_app(services.metrics))
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")
     return app

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from prometheus_client import CollectorRegistry
 
 from api.hub import EventHub
 from api.security import Principal, TokenIssuer
@@ -29,6 +30,7 @@ class ApiServices:
     tokens: TokenIssuer
     clock: Clock
     hub: EventHub
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")

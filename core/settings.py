@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=5000, ge=1, le=100_000)
     ingest_flush_seconds: float = Field(default=0.5, gt=0, le=60)
     rule_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    ingest_client_id: str | None = Field(
+        default=None, description="MQTT client id of the ingest worker (its persistent session); "
+        "default fmon-ingest-<site>. Give each worker its own.")
+    metrics_port: int | None = Field(default=9108, ge=1, le=65535,
+                                     description="Prometheus /metrics port of `fmon ingest`; unset to disable")
+
+    @property
+    def ingest_identity(self) -> str:
+        site = "all" if self.site == "+" else self.site
+        return self.ingest_client_id or f"fmon-ingest-{site}"
 
     @field_validator("broker_url")
     @classmethod

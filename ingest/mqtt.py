@@ -1,7 +1,11 @@
 """The MQTT side of ingest: a paho-mqtt client whose network thread only hands messages over.
 
 Messages go into a queue; a processing thread takes them in batches (up to `batch_size`, or
-whatever arrived within `flush_seconds`) and calls the handler once per batch.
+whatever arrived within `flush_seconds`) and calls the handler once per batch. QoS 1 messages
+are acknowledged manually: the handler calls `ack()` once the batch is durable (spooled). A
+batch whose handler fails before that is retried, so an unacknowledged message is never lost;
+with a persistent session (fixed client id, clean session off) the broker also redelivers
+what was unacknowledged when the process died.
 """
 
 from __future__ import annotations
@@ -27,14 +31,20 @@ class Message:
     topic: str
     payload: bytes
     received_at: datetime
+    mid: int = 0
+    qos: int = 0
 
 
-BatchHandler = Callable[[list[Message]], None]
+Ack = Callable[[], None]
+BatchHandler = Callable[[list[Message], Ack], None]
+RETRY_SECONDS = 1.0
 
 
-def make_client(address: BrokerAddress, client_id: str, *, clean_start: bool = True) -> mqtt.Client:
+def make_client(address: BrokerAddress, client_id: str, *, clean_start: bool = True,
+                manual_ack: bool = False) -> mqtt.Client:
     """A paho client (MQTT 3.1.1) configured for `address`: credentials, TLS, reconnect delays."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_start)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_start,
+                         manual_ack=manual_ack)
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
@@ -54,7 +64,7 @@ class MqttConsumer:
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self.connected = threading.Event()
-        self._client = make_client(address, client_id)
+        self._client = make_client(address, client_id, clean_start=False, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -90,17 +100,38 @@ class MqttConsumer:
             log.warning("ingest lost the broker %s (%s); reconnecting", self._address.url, reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.topic, bytes(msg.payload), self._clock.now()))
+        self._queue.put(Message(msg.topic, bytes(msg.payload), self._clock.now(), msg.mid, msg.qos))
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Publish from ingest (e.g. a Sparkplug rebirth request)."""
+        self._client.publish(topic, payload, qos=qos)
 
     def _run(self) -> None:
         while not (self._stopping.is_set() and self._queue.empty()):
             batch = self._next_batch()
-            if not batch:
-                continue
+            if batch:
+                self._handle(batch)
+
+    def _handle(self, batch: list[Message]) -> None:
+        acked = threading.Event()
+
+        def ack() -> None:
+            for message in batch:
+                if message.qos > 0:
+                    self._client.ack(message.mid, message.qos)
+            acked.set()
+
+        while True:
             try:
-                self._handler(batch)
-            except Exception:  # the consumer must survive any bug in one batch
-                log.exception("ingest handler failed on a batch of %d messages", len(batch))
+                self._handler(batch, ack)
+                return
+            except Exception:  # the consumer must survive any bug or outage in one batch
+                if acked.is_set():
+                    log.exception("ingest failed after accepting a batch of %d messages", len(batch))
+                    return
+                log.exception("ingest could not accept a batch of %d messages; retrying", len(batch))
+                if self._stopping.wait(RETRY_SECONDS):
+                    return  # unacknowledged: the broker redelivers them to the next session
 
     def _next_batch(self) -> list[Message]:
         try:

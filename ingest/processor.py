@@ -1,7 +1,9 @@
 """Turns batches of MQTT messages into readings, presence changes and dead letters.
 
-What happens to the readings (rules, alarms, storage) is the caller's business: the runtime
-passes `on_readings`, so ingest does not depend on the layers above it.
+Per batch: decode → dead-letter the rejections → append the readings to the durable spool →
+acknowledge the messages → hand the live readings on. What happens to them next (rules,
+alarms) is the caller's business: the runtime passes `on_readings`, so ingest does not depend
+on the layers above it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from core.domain import Reading
 from core.errors import ContractError
 from ingest.decode import PresenceChange, decode
-from ingest.mqtt import Message
+from ingest.mqtt import Ack, Message
+from ingest.spool import Spool
 from storage.state.dead_letters import DeadLetterStore, Rejection
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,7 @@ class IngestCounters:
     readings: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     rejected_by_device: Counter[str] = field(default_factory=Counter)
+    dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +66,22 @@ def decode_batch(messages: Sequence[Message]) -> DecodedBatch:
 class IngestProcessor:
     """Decodes batches, dead-letters rejections and hands readings on."""
 
-    def __init__(self, dead_letters: DeadLetterStore,
+    def __init__(self, dead_letters: DeadLetterStore, spool: Spool,
                  on_readings: Callable[[list[Reading]], None],
+                 on_spooled: Callable[[], None] = lambda: None,
                  on_presence: Callable[[list[PresenceChange]], None] | None = None) -> None:
-        self._dead_letters, self._on_readings, self._on_presence = dead_letters, on_readings, on_presence
+        self._dead_letters, self._spool = dead_letters, spool
+        self._on_readings, self._on_spooled, self._on_presence = on_readings, on_spooled, on_presence
         self.counters = IngestCounters()
 
-    def __call__(self, messages: list[Message]) -> None:
+    def __call__(self, messages: list[Message], ack: Ack) -> None:
         batch = decode_batch(messages)
-        self._count(messages, batch)
         if batch.rejections:
             self._dead_letters.add(batch.rejections)
+        self._spool.append(batch.readings, messages[-1].received_at)
+        ack()
+        self._count(messages, batch)
+        self._on_spooled()
         if batch.readings:
             self._on_readings(batch.readings)
         if batch.presence and self._on_presence is not None:

@@ -1,96 +1,108 @@
-"""The batching telemetry writer: drains readings to the store, retrying through outages.
+"""The telemetry writer: drains the spool to the store in batches, through outages.
 
-Readings are handed over with `submit()` and written by one thread in batches of up to
-`batch_size`. When the store is unavailable the batch is kept and retried with capped
-exponential backoff, so nothing is dropped while the process lives.
+One thread takes about `batch_size` readings (InfluxDB lines) at a time from the spool, writes
+them, and releases them from the spool only once the store confirmed. An unreachable store is
+retried with capped exponential backoff, forever: the spool is on disk, so waiting loses
+nothing. A batch the store refuses (4xx, e.g. a field-type conflict) is bisected to find the
+readings it refuses; those go to the dead-letter store with the store's reason, the rest are
+written. Nothing is dropped.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from core.domain import Reading
 from core.errors import StorageError, StoreUnavailable
+from ingest.spool import Spool, SpooledBatch
 from storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
 
+RejectReadings = Callable[[list[Reading], str], None]
+
+
+@dataclass
+class WriterCounters:
+    stored_values: int = 0
+    stored_readings: int = 0
+    rejected_readings: int = 0
+    retries: int = 0
+
 
 class TelemetryWriter:
-    def __init__(self, store: TelemetryStore, *, batch_size: int = 5000,
-                 max_backoff: float = 30.0) -> None:
-        self._store, self._batch_size, self._max_backoff = store, batch_size, max_backoff
-        self._pending: deque[Reading] = deque()
+    def __init__(self, spool: Spool, store: TelemetryStore, reject: RejectReadings, *,
+                 batch_size: int = 5000, max_backoff: float = 30.0) -> None:
+        self._spool, self._store, self._reject = spool, store, reject
+        self._batch_size, self._max_backoff = batch_size, max_backoff
         self._wake = threading.Condition()
         self._stopping = False
-        self.stored = 0
-        self.failed = 0
+        self._idle = threading.Event()
+        self.counters = WriterCounters()
         self._thread = threading.Thread(target=self._run, name="telemetry-writer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, readings: Sequence[Reading]) -> None:
+    def notify(self) -> None:
+        """New readings are in the spool."""
         with self._wake:
-            self._pending.extend(readings)
+            self._idle.clear()
             self._wake.notify()
 
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until the spool is empty; False on timeout."""
+        self.notify()
+        return self._idle.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Write what is pending (within `timeout`), then stop."""
+        """Stop after the batch in hand; whatever is left stays in the spool for next time."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
         self._thread.join(timeout)
 
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything submitted so far is written; False on timeout."""
-        with self._wake:
-            return self._wake.wait_for(lambda: not self._pending and not self._busy, timeout)
-
-    _busy = False
-
     def _run(self) -> None:
-        while True:
-            batch = self._take()
+        while not self._stopping:
+            batch = self._spool.take(self._batch_size)
             if batch is None:
-                return
-            self._write_with_retry(batch)
-            with self._wake:
-                self._busy = False
-                self._wake.notify_all()
-
-    def _take(self) -> list[Reading] | None:
-        with self._wake:
-            self._wake.wait_for(lambda: self._pending or self._stopping)
-            if not self._pending:
-                return None
-            count = min(self._batch_size, len(self._pending))
-            self._busy = True
-            return [self._pending.popleft() for _ in range(count)]
-
-    def _write_with_retry(self, batch: list[Reading]) -> None:
-        delay = 0.5
-        while True:
-            try:
-                self.stored += self._store.write(batch)
-                return
-            except StoreUnavailable as exc:
-                if self._stopping:
-                    log.error("telemetry store unavailable at shutdown; %d readings not written", len(batch))
-                    self.failed += len(batch)
-                    return
-                log.warning("telemetry store unavailable (%s); retrying in %.1f s", exc, delay)
+                self._idle.set()
                 with self._wake:
-                    self._wake.wait(delay)
+                    self._wake.wait_for(lambda: self._stopping or not self._idle.is_set(), timeout=1.0)
+                continue
+            if self._write_until_done(batch):
+                self._spool.release(batch)
+
+    def _write_until_done(self, batch: SpooledBatch) -> bool:
+        delay = 0.5
+        while not self._stopping:
+            try:
+                self._write_or_bisect(batch.readings)
+                return True
+            except StoreUnavailable as exc:
+                self.counters.retries += 1
+                log.warning("telemetry store unavailable (%s); %d readings wait in the spool, retry in %.1f s",
+                            exc, self._spool.depth, delay)
+                with self._wake:
+                    self._wake.wait_for(lambda: self._stopping, timeout=delay)
                 delay = min(delay * 2, self._max_backoff)
-            except StorageError:
-                log.exception("telemetry store refused a batch of %d readings", len(batch))
-                self.failed += len(batch)
+        return False
+
+    def _write_or_bisect(self, readings: list[Reading]) -> None:
+        try:
+            self.counters.stored_values += self._store.write(readings)
+            self.counters.stored_readings += len(readings)
+        except StoreUnavailable:
+            raise
+        except StorageError as exc:
+            if len(readings) == 1:
+                log.error("telemetry store refused a reading of %s: %s", readings[0].device.key, exc)
+                self._reject(readings, str(exc))
+                self.counters.rejected_readings += 1
                 return
+            middle = len(readings) // 2
+            self._write_or_bisect(readings[:middle])
+            self._write_or_bisect(readings[middle:])

@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from api.app import create_app
 from api.deps import ApiServices
@@ -21,11 +22,13 @@ from storage.state.dead_letters import DeadLetterStore
 from storage.state.users import UserStore
 
 
-def build_services(settings: Settings, db: StateDatabase, clock: Clock) -> ApiServices:
+def build_services(settings: Settings, db: StateDatabase, clock: Clock,
+                   metrics: CollectorRegistry | None = None) -> ApiServices:
     # The demo may run without a configured secret: tokens then last one process lifetime.
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     tokens = TokenIssuer(secret, timedelta(minutes=settings.jwt_ttl_minutes))
-    return ApiServices(db, UserStore(db), DeadLetterStore(db), tokens, clock, EventHub())
+    return ApiServices(db, UserStore(db), DeadLetterStore(db), tokens, clock, EventHub(),
+                       metrics or CollectorRegistry())
 
 
 class QuietServer(uvicorn.Server):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from prometheus_client import start_http_server
 
 from core.clock import SystemClock
 from core.domain import Role
@@ -83,6 +84,8 @@ def ingest(config_file: Path | None) -> None:
     db = StateDatabase(settings.state_database_url)
     db.upgrade()
     process = build_ingest(settings, db, SystemClock())
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, registry=process.metrics)
     process.start()
     wait_for_signal()
     process.stop()

@@ -56,7 +56,7 @@ async def run_demo(options: DemoOptions) -> None:
     password = options.password or secrets.token_urlsafe(12)
     services = build_services(settings, db, clock)
     await asyncio.to_thread(seed_users, services.users, password, clock.now())
-    ingest = build_ingest(settings, db, clock)
+    ingest = build_ingest(settings, db, clock, services.metrics)  # one /metrics for the whole demo
     ingest.start()
     sim = SitePublisher(demo_site(), BrokerAddress.parse(settings.broker_url), clock, options.sim_interval)
     sim.start()

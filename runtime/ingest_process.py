@@ -1,12 +1,14 @@
-"""The ingest process: MQTT → decode → rules → alarms, and readings → telemetry store."""
+"""The ingest process: MQTT → decode → spool → ack → rules → alarms; spool → telemetry store."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import orjson
+from prometheus_client import CollectorRegistry
 
 from alarms.service import AlarmService
 from core.broker import BrokerAddress
@@ -14,16 +16,18 @@ from core.clock import Clock
 from core.domain import Reading
 from core.settings import Settings
 from core.topics import subscriptions
+from ingest.metrics import IngestCollector
 from ingest.mqtt import MqttConsumer
 from ingest.processor import IngestProcessor
-from ingest.writer import TelemetryWriter
+from ingest.spool import Spool, encode
+from ingest.writer import RejectReadings, TelemetryWriter
 from rules.engine import RuleEngine
 from rules.library import default_rules
 from runtime.bus import AlarmBusPublisher
 from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
 from storage.state.database import StateDatabase
-from storage.state.dead_letters import DeadLetterStore
+from storage.state.dead_letters import DeadLetterStore, Rejection
 from storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -37,18 +41,17 @@ def open_telemetry_store(settings: Settings) -> TelemetryStore:
 
 
 class RulePipeline:
-    """Readings through the rules into alarms, then on to the writer. Rules run before storage,
-    so an alarm never waits for a telemetry write."""
+    """Live readings through the rules into alarms. Runs after the batch is spooled and
+    acknowledged, never waiting for the telemetry store."""
 
-    def __init__(self, engine: RuleEngine, alarms: AlarmService, writer: TelemetryWriter, clock: Clock) -> None:
-        self._engine, self._alarms, self._writer, self._clock = engine, alarms, writer, clock
+    def __init__(self, engine: RuleEngine, alarms: AlarmService, clock: Clock) -> None:
+        self._engine, self._alarms, self._clock = engine, alarms, clock
         self._lock = threading.Lock()  # readings and timer ticks come from different threads
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
         with self._lock:
             changes = self._engine.process(readings)
         self._alarms.apply(changes)
-        self._writer.submit(readings)
 
     def tick(self) -> None:
         with self._lock:
@@ -63,7 +66,9 @@ class IngestProcess:
     publisher: AlarmBusPublisher
     pipeline: RulePipeline
     processor: IngestProcessor
+    spool: Spool
     store: TelemetryStore
+    metrics: CollectorRegistry
     tick_seconds: float
 
     def __post_init__(self) -> None:
@@ -82,6 +87,7 @@ class IngestProcess:
         self._ticker.join(timeout=5)
         self.writer.stop()
         self.publisher.stop()
+        self.spool.close()
         self.store.close()
 
     def _tick_loop(self) -> None:
@@ -92,15 +98,35 @@ class IngestProcess:
                 log.exception("rule tick failed")
 
 
-def build_ingest(settings: Settings, db: StateDatabase, clock: Clock) -> IngestProcess:
+def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
+                 metrics: CollectorRegistry | None = None) -> IngestProcess:
     address = BrokerAddress.parse(settings.broker_url)
     store = open_telemetry_store(settings)
-    writer = TelemetryWriter(store, batch_size=settings.ingest_batch_size)
+    dead_letters = DeadLetterStore(db)
+    spool = Spool(settings.data_dir / f"spool-{settings.ingest_identity}.db")
+    writer = TelemetryWriter(spool, store, _store_rejections(dead_letters, clock),
+                             batch_size=settings.ingest_batch_size)
     publisher = AlarmBusPublisher(address)
-    pipeline = RulePipeline(RuleEngine(default_rules()), AlarmService(db, clock, publisher), writer, clock)
-    processor = IngestProcessor(DeadLetterStore(db), pipeline.on_readings)
+    pipeline = RulePipeline(RuleEngine(default_rules()), AlarmService(db, clock, publisher), clock)
+    processor = IngestProcessor(dead_letters, spool, pipeline.on_readings, writer.notify)
     consumer = MqttConsumer(
-        address, f"fmon-ingest-{uuid.uuid4().hex[:8]}", subscriptions(settings.site), processor, clock,
+        address, settings.ingest_identity, subscriptions(settings.site), processor, clock,
         batch_size=settings.ingest_batch_size, flush_seconds=settings.ingest_flush_seconds,
     )
-    return IngestProcess(consumer, writer, publisher, pipeline, processor, store, settings.rule_tick_seconds)
+    registry = metrics or CollectorRegistry()
+    registry.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog, clock))
+    return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, registry,
+                         settings.rule_tick_seconds)
+
+
+def _store_rejections(dead_letters: DeadLetterStore, clock: Clock) -> RejectReadings:
+    """Readings the telemetry store refuses are kept as dead letters with the store's reason."""
+
+    def reject(readings: list[Reading], reason: str) -> None:
+        now = clock.now()
+        dead_letters.add([
+            Rejection(now, f"store:{r.device.key}", "store_rejected", reason, orjson.dumps(encode(r)), r.device.key)
+            for r in readings
+        ])
+
+    return reject

@@ -98,7 +98,7 @@ def fmon(settings: Settings) -> Iterator[RunningFmon]:
     services = build_services(settings, db, clock)
     for role in (Role.OPERATOR, Role.ENGINEER):
         services.users.add(role.value, hash_password(PASSWORD), role, clock.now())
-    ingest = build_ingest(settings, db, clock)
+    ingest = build_ingest(settings, db, clock, services.metrics)
     ingest.start()
     assert ingest.consumer.connected.wait(10), "ingest did not connect to the broker"
     loop = asyncio.new_event_loop()
@@ -173,6 +173,17 @@ def test_co2_reading_becomes_a_listed_and_pushed_alarm(fmon: RunningFmon, unique
     assert fmon.ingest.writer.flush(20)
     assert_telemetry_stored(fmon.settings, unique_id, sent)
     assert_dead_lettered(fmon.base_url, unique_id)
+    assert_metrics(fmon.base_url, sent)
+
+
+def assert_metrics(base_url: str, sent: int) -> None:
+    text = httpx.get(f"{base_url}/metrics").text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("fmon_")}
+    assert values["fmon_ingest_readings_total"] == sent
+    assert values["fmon_telemetry_stored_readings_total"] == sent
+    assert values['fmon_ingest_dead_letters_total{reason="bad_value"}'] == 1
+    assert values["fmon_ingest_dropped_total"] == 0
+    assert values["fmon_spool_depth"] == 0
 
 
 def assert_telemetry_stored(settings: Settings, site: str, sent: int) -> None:
