@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import BaseRoute
 
 from api.deps import ApiServices, Services
@@ -33,8 +33,7 @@ def create_app(services: ApiServices) -> FastAPI:
         v1.include_router(router)
     app.include_router(v1)
     app.add_api_route("/healthz", health, methods=["GET"], tags=["health"])
-    # Prometheus scrapes without a token; keep the port private in production.
-    app.mount("/metrics", make_asgi_app(services.metrics))
+    app.add_api_route("/metrics", metrics, methods=["GET"], tags=["health"], include_in_schema=False)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="console")
     return app
@@ -45,3 +44,8 @@ def health(services: Services) -> dict[str, str]:
     with services.db.session() as session:
         session.connection().exec_driver_sql("SELECT 1")
     return {"status": "ok"}
+
+
+def metrics(services: Services) -> Response:
+    """Prometheus exposition; scraped without a token, so keep this port private in production."""
+    return Response(generate_latest(services.metrics), media_type=CONTENT_TYPE_LATEST)
