@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -60,6 +61,12 @@ class DeviceRef:
     def from_key(cls, key: str) -> DeviceRef:
         site, family, device_id = key.split("/")
         return cls(site, Family(family), device_id)
+
+
+@lru_cache(maxsize=200_000)
+def device_ref(site: str, family: str, device_id: str) -> DeviceRef:
+    """A validated `DeviceRef`, cached: the hot path sees the same devices again and again."""
+    return DeviceRef(site, Family(family), device_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from core.domain import DeviceRef, Family, validate_id
 from core.errors import TopicError
@@ -70,8 +71,11 @@ def subscriptions(site: str = "+") -> tuple[str, ...]:
     )
 
 
+@lru_cache(maxsize=200_000)
 def parse_topic(topic: str) -> ParsedTopic:
-    """Parse a v1 topic; raise `TopicError` for anything outside the contract."""
+    """Parse a v1 topic; raise `TopicError` for anything outside the contract.
+
+    Cached: a site's topics repeat with every reading (errors are not cached)."""
     parts = topic.split("/")
     if len(parts) < 6 or parts[0] != "fmon" or parts[1] != "v1":
         raise TopicError("bad_topic", f"topic {topic!r} is not under {ROOT}/")

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from core.domain import DeviceRef, Event, Family, MetricValue, Reading
+from core.domain import DeviceRef, Event, MetricValue, Reading, device_ref
 from core.errors import PayloadError
 from core.schema import is_known_event, metric_spec
 from core.topics import ParsedTopic, TopicKind, parse_topic
@@ -22,6 +22,7 @@ from core.topics import ParsedTopic, TopicKind, parse_topic
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_READINGS = 1000
 MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=366)  # store-and-forward older than this is a gateway clock fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ def _batch(parsed: ParsedTopic, body: Mapping[str, Any], received_at: datetime) 
     readings = []
     for index, item in enumerate(items):
         try:
-            device = DeviceRef(parsed.site, Family(item["family"]), item["device_id"])
+            device = device_ref(parsed.site, item["family"], item["device_id"])
         except (KeyError, TypeError, ValueError) as exc:
             raise PayloadError("bad_batch", f"batch reading {index}: bad family/device_id ({exc})") from None
         readings.append(reading_from_json(device, item, received_at))
@@ -91,6 +92,10 @@ def _presence(parsed: ParsedTopic, payload: bytes) -> PresenceChange:
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("bad_encoding", f"payload is not UTF-8: {exc}") from None
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -117,6 +122,8 @@ def _timestamp(device: DeviceRef, raw: object, received_at: datetime) -> datetim
     ts = ts.astimezone(UTC)
     if ts > received_at + MAX_FUTURE:
         raise PayloadError("future_timestamp", f"{device.key}: ts {raw!r} is in the future")
+    if ts < received_at - MAX_AGE:
+        raise PayloadError("ancient_timestamp", f"{device.key}: ts {raw!r} is more than {MAX_AGE.days} days old")
     return ts
 
 

@@ -38,6 +38,7 @@ class Message:
 Ack = Callable[[], None]
 BatchHandler = Callable[[list[Message], Ack], None]
 RETRY_SECONDS = 1.0
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # gateway batches are large: bound a batch by size too
 
 
 def make_client(address: BrokerAddress, client_id: str, *, clean_start: bool = True,
@@ -138,9 +139,11 @@ class MqttConsumer:
             batch = [self._queue.get(timeout=self._flush_seconds)]
         except queue.Empty:
             return []
-        while len(batch) < self._batch_size:
+        size = len(batch[0].payload)
+        while len(batch) < self._batch_size and size < MAX_BATCH_BYTES:
             try:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
+            size += len(batch[-1].payload)
         return batch

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from core.domain import DeviceRef, Event, Family, Reading
+from core.domain import Event, Reading, device_ref
 from core.errors import StorageError
 
 _SCHEMA = """
@@ -115,7 +115,7 @@ def encode(r: Reading) -> list[Any]:
 def decode(item: list[Any]) -> Reading:
     site, family, device_id, ts_us, seq, metrics, historical, events = item
     return Reading(
-        device=DeviceRef(site, Family(family), device_id),
+        device=device_ref(site, family, device_id),
         ts=datetime.fromtimestamp(ts_us / 1_000_000, UTC),
         metrics=metrics, seq=seq, historical=historical,
         events=tuple(Event(code, attrs) for code, attrs in events),

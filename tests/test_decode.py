@@ -65,6 +65,8 @@ def test_status_topics_are_presence() -> None:
         (TOPIC, orjson.dumps({"metrics": {"valve": "ajar"}}), "bad_value"),
         (TOPIC, body(ts="2026-11-22T00:00:00Z"), "future_timestamp"),
         (TOPIC, body(ts="yesterday"), "bad_timestamp"),
+        (TOPIC, body(ts="2020-01-01T00:00:00Z"), "ancient_timestamp"),
+        (TOPIC, b"{\"metrics\": {\"lel_pct\": 1}, \"x\": \"\xff\xfe\"}", "bad_encoding"),
         (TOPIC, body(ts="2026-11-21T07:00:00"), "bad_timestamp"),
         (TOPIC, body(seq=-1), "bad_seq"),
         (TOPIC, body(historical="yes"), "bad_historical"),

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, TypeDecorator, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -110,3 +122,98 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[str] = mapped_column(Text)
     payload_excerpt: Mapped[str] = mapped_column(Text)
+
+
+# --- Device registry (storage/state/registry.py): site → building → zone; gateways own devices ---
+# Natural keys: ids are the v1 contract ids (DESIGN.md §3), unique within their parent. Composite
+# foreign keys with a NULL part are not enforced (MATCH SIMPLE), which is what optional
+# locations and parents need.
+
+
+class Site(Base):
+    """One property project (项目/小区): the `{site}` of every topic."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(128), default="")
+    name_en: Mapped[str] = mapped_column(String(128), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    auto_register: Mapped[bool] = mapped_column(default=False)
+
+
+class Building(Base):
+    """A building (楼栋) of a site."""
+
+    __tablename__ = "buildings"
+
+    site: Mapped[str] = mapped_column(String(64), ForeignKey("sites.id"), primary_key=True)
+    building_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(128), default="")
+    name_en: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Zone(Base):
+    """A floor or zone of a building: floor, room, plant room, shaft…"""
+
+    __tablename__ = "zones"
+    __table_args__ = (
+        ForeignKeyConstraint(["site", "building_id"], ["buildings.site", "buildings.building_id"]),
+    )
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    building_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    floor: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(32), default="zone")
+    name_zh: Mapped[str] = mapped_column(String(128), default="")
+    name_en: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Gateway(Base):
+    """A gateway or a fire panel: the parent of the devices that report through it."""
+
+    __tablename__ = "gateways"
+    __table_args__ = (
+        ForeignKeyConstraint(["site"], ["sites.id"]),
+        ForeignKeyConstraint(["site", "building_id"], ["buildings.site", "buildings.building_id"]),
+        ForeignKeyConstraint(["site", "building_id", "zone_id"], ["zones.site", "zones.building_id", "zones.zone_id"]),
+    )
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="gateway")
+    building_id: Mapped[str | None] = mapped_column(String(64))
+    zone_id: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Device(Base):
+    """A device of the registry, identified like a topic: (site, family, device_id)."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("site", "family", "device_id", name="uq_devices_site_family_device"),
+        ForeignKeyConstraint(["site"], ["sites.id"]),
+        ForeignKeyConstraint(["site", "building_id"], ["buildings.site", "buildings.building_id"]),
+        ForeignKeyConstraint(["site", "building_id", "zone_id"], ["zones.site", "zones.building_id", "zones.zone_id"]),
+        ForeignKeyConstraint(["site", "gateway_id"], ["gateways.site", "gateways.gateway_id"]),
+        Index("ix_devices_site_gateway", "site", "gateway_id"),
+        Index("ix_devices_site_location", "site", "building_id", "zone_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(32))
+    device_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), default="")
+    building_id: Mapped[str | None] = mapped_column(String(64))
+    zone_id: Mapped[str | None] = mapped_column(String(64))
+    gateway_id: Mapped[str | None] = mapped_column(String(64))
+    equipment_id: Mapped[str | None] = mapped_column(String(64))
+    name_zh: Mapped[str] = mapped_column(String(128), default="")
+    name_en: Mapped[str] = mapped_column(String(128), default="")
+    report_interval_s: Mapped[float | None]
+    registered_by: Mapped[str] = mapped_column(String(16), default="inventory")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

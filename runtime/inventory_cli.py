@@ -1,0 +1,109 @@
+"""`fmon inventory …`: import a YAML or CSV inventory into the device registry, list devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from core.clock import SystemClock
+from core.errors import ConfigError, FmonError
+from core.schema import DEFAULT_REPORT_INTERVAL_S
+from core.settings import load_settings
+from storage.state.registry import DeviceRecord, ImportReport, RegistryStore
+
+CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
+)
+
+
+@click.group()
+def inventory() -> None:
+    """Device registry: sites, buildings, zones, gateways and devices (docs/inventory.md)."""
+
+
+@inventory.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Validate, and report what would change without saving it.")
+@click.option("--actor", default="cli", show_default=True, help="Who imports, for the audit log.")
+@CONFIG_OPTION
+def inventory_import(file: Path, dry_run: bool, actor: str, config_file: Path | None) -> None:
+    """Validate FILE (.yaml, .yml or .csv) and upsert it into the registry in one transaction.
+
+    Records missing from FILE are kept. On invalid input nothing is saved and every problem
+    is listed as FILE:LINE: FIELD: PROBLEM.
+    """
+    from ingest.inventory import load_inventory
+
+    try:
+        parsed = load_inventory(file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    with _store(config_file) as store:
+        report = store.apply(parsed, SystemClock().now(), actor=actor, dry_run=dry_run)
+    for line in report_lines(report):
+        click.echo(line)
+
+
+@inventory.command("list")
+@click.option("--site", help="Only this site's devices.")
+@CONFIG_OPTION
+def inventory_list(site: str | None, config_file: Path | None) -> None:
+    """List registered devices with location, gateway and expected report interval."""
+    with _store(config_file) as store:
+        devices = store.devices(site)
+    if not devices:
+        click.echo(f"no devices registered{f' in site {site}' if site else ''}")
+        return
+    for line in device_lines(devices):
+        click.echo(line)
+    if any(d.report_interval_s is None for d in devices):
+        click.echo("* the family's default interval (core.schema.DEFAULT_REPORT_INTERVAL_S)")
+
+
+def report_lines(report: ImportReport) -> Iterator[str]:
+    """The import report as a small table."""
+    verb = "would import (dry run, nothing saved)" if report.dry_run else "imported"
+    yield f"{verb} {report.source}"
+    yield f"{'':<10}{'created':>9}{'updated':>9}{'unchanged':>11}"
+    for kind in report.created:
+        yield f"{kind:<10}{report.created[kind]:>9}{report.updated[kind]:>9}{report.unchanged[kind]:>11}"
+
+
+def device_lines(devices: Sequence[DeviceRecord]) -> Iterator[str]:
+    """Devices as aligned columns; names last, because CJK characters break alignment."""
+    header = ("site", "family", "device_id", "kind", "building", "zone", "gateway", "interval_s", "by", "name")
+    rows = [header] + [_device_row(d) for d in devices]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        yield "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
+
+
+def _device_row(d: DeviceRecord) -> tuple[str, ...]:
+    interval = d.report_interval_s if d.report_interval_s is not None else DEFAULT_REPORT_INTERVAL_S[d.family]
+    marker = "" if d.report_interval_s is not None else "*"  # * = the family's default
+    name = " / ".join(n for n in (d.name_zh, d.name_en) if n)
+    return (d.site, d.family.value, d.device_id, d.kind or "-", d.building_id or "-", d.zone_id or "-",
+            d.gateway_id or "-", f"{interval:g}{marker}", d.registered_by, name)
+
+
+@contextmanager
+def _store(config_file: Path | None) -> Iterator[RegistryStore]:
+    """The registry of the configured state database, migrated to the current schema."""
+    from storage.state.database import StateDatabase
+
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    db = StateDatabase(settings.state_database_url)
+    try:
+        db.upgrade()
+        yield RegistryStore(db)
+    except FmonError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
