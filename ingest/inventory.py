@@ -300,7 +300,7 @@ class _Builder:
         for ref in self._refs:
             if ref.key not in self.tables[ref.table]:
                 self.problems.add(ref.line, ref.field, ref.message)
-        if not self.tables["sites"]:
+        if not self.tables["sites"] and not self.problems.items:  # else a consequence of those
             self.problems.add(1, "sites", "the inventory declares no site")
         self.problems.raise_if_any()
         specs = {table: tuple(spec for spec, _ in rows.values()) for table, rows in self.tables.items()}
@@ -332,6 +332,16 @@ def _device(f: _Fields, builder: _Builder, site: str | None, id_key: str, where:
     spec = DeviceSpec(site, family, device_id, kind or "", where.building, where.zone, where.gateway,
                       equipment_id, name_zh, name_en, interval)
     builder.declare("devices", (site, family.value, device_id), spec, f, id_key)
+
+
+def _version_1(f: _Fields) -> bool:
+    """The optional `version:` of a YAML inventory is 1 (the only format so far)."""
+    if not f.given("version"):
+        return True
+    version = f.integer("version", (-(2**31), 2**31))
+    if version is not None and version != 1:
+        f.problem("version", "this fmon reads inventory format version 1 only")
+    return version == 1
 
 
 def _timezone(f: _Fields) -> str:
@@ -399,7 +409,7 @@ class _YamlReader:
         if parsed is None:
             return
         f, lists = parsed
-        if f.given("version") and f.integer("version", (1, 1)) is None:
+        if not _version_1(f):
             return  # a file of another format version: its other problems would mislead
         for i, node in self._items(lists, "sites"):
             self._site(node, f"sites[{i}]")

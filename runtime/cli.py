@@ -17,6 +17,7 @@ from core.clock import SystemClock
 from core.domain import Role
 from core.errors import ConfigError, Conflict, FmonError
 from core.settings import Settings, load_settings
+from runtime.contract_cli import contract
 from runtime.simulate_cli import simulate, wait_for_signal
 
 CONFIG_OPTION = click.option(
@@ -175,6 +176,7 @@ def _check_port_free(host: str, port: int, what: str) -> None:
 
 
 main.add_command(simulate)
+main.add_command(contract)
 
 if __name__ == "__main__":
     sys.exit(main())
