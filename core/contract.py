@@ -58,8 +58,10 @@ def asyncapi_document() -> dict[str, Any]:
 
 
 def metric_schema(spec: MetricSpec) -> dict[str, Any]:
-    schema: dict[str, Any] = {"boolean": {"type": "boolean"}, "enum": {"type": "string", "enum": list(spec.choices)},
-                              "integer": {"type": "integer"}, "number": {"type": "number"}}[spec.type]
+    by_type: dict[str, dict[str, Any]] = {
+        "boolean": {"type": "boolean"}, "enum": {"type": "string", "enum": list(spec.choices)},
+        "integer": {"type": "integer"}, "number": {"type": "number"}}
+    schema = by_type[spec.type]
     if spec.minimum is not None:
         schema["minimum"] = spec.minimum
     if spec.maximum is not None:

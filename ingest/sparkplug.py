@@ -25,7 +25,7 @@ from core.domain import DeviceRef, Family, MetricValue, Reading
 from core.errors import PayloadError
 from core.schema import metric_spec
 from core.sparkplug import MessageType, SparkplugTopic
-from ingest.decode import MAX_FUTURE, MAX_PAYLOAD_BYTES, PresenceChange
+from ingest.decode import MAX_AGE, MAX_FUTURE, MAX_PAYLOAD_BYTES, PresenceChange
 
 DEFAULT_REBIRTH_INTERVAL = timedelta(seconds=5)
 
@@ -105,9 +105,14 @@ class SparkplugDecoder:
     """The Sparkplug B host-application state machine of one ingest worker."""
 
     def __init__(self, *, rebirth_interval: timedelta = DEFAULT_REBIRTH_INTERVAL,
-                 max_future: timedelta = MAX_FUTURE) -> None:
-        """`rebirth_interval`: the least time between two rebirth requests to one edge node."""
-        self._rebirth_interval, self._max_future = rebirth_interval, max_future
+                 max_future: timedelta = MAX_FUTURE, max_age: timedelta = MAX_AGE) -> None:
+        """`rebirth_interval`: the least time between two rebirth requests to one edge node.
+
+        `max_future` and `max_age` bound metric timestamps around the time of receipt, as
+        for JSON readings (ingest.decode).
+        """
+        self._rebirth_interval = rebirth_interval
+        self._max_future, self._max_age = max_future, max_age
         self._nodes: dict[NodeKey, _Node] = {}
         self._rebirth_at: dict[NodeKey, datetime] = {}
         self._handlers: dict[MessageType, Callable[[_Message], None]] = {
@@ -254,6 +259,9 @@ class SparkplugDecoder:
             raise PayloadError("bad_timestamp", f"{device.key}: timestamp {ms} ms is out of range") from None
         if ts > msg.received_at + self._max_future:
             raise PayloadError("future_timestamp", f"{device.key}: timestamp {ts.isoformat()} is in the future")
+        if ts < msg.received_at - self._max_age:
+            raise PayloadError("ancient_timestamp", f"{device.key}: timestamp {ts.isoformat()} is too old "
+                               f"(a gateway clock fault?)")
         return ts
 
     def _request_rebirth(self, msg: _Message) -> None:

@@ -442,6 +442,7 @@ def test_values_are_validated_against_the_schema() -> None:
         (Metric(alias=3, value=7), "bad_value"),
         (Metric(alias=1, value=1.0, timestamp=spb.millis(NOW + timedelta(hours=1))), "future_timestamp"),
         (Metric(alias=1, value=1.0, timestamp=2**63), "bad_timestamp"),
+        (Metric(alias=1, value=1.0, timestamp=0), "ancient_timestamp"),
     ],
 )
 def test_bad_metrics_are_rejected_with_a_reason(metric: Metric, reason: str) -> None:

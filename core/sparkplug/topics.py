@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from core.domain import validate_id
 from core.errors import TopicError
@@ -64,8 +65,12 @@ class SparkplugTopic:
         return "/".join([*levels, self.device_id] if self.device_id is not None else levels)
 
 
+@lru_cache(maxsize=200_000)
 def parse_topic(topic: str) -> SparkplugTopic:
-    """Parse a Sparkplug B topic; raise `TopicError` naming what is wrong."""
+    """Parse a Sparkplug B topic; raise `TopicError` naming what is wrong.
+
+    Cached: a node's topics repeat with every message (errors are not cached).
+    """
     parts = topic.split("/")
     if parts[0] != NAMESPACE or len(parts) not in (4, 5):
         raise TopicError("bad_topic", f"topic {topic!r} is not {NAMESPACE}/group/TYPE/edge[/device]")
