@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from core.clock import Clock
+from ingest.presence import PresenceTracker
 from ingest.processor import IngestCounters
 from ingest.spool import Spool
 from ingest.writer import WriterCounters
@@ -26,6 +27,7 @@ class IngestCollector(Collector):
     spool: Spool
     queue_depth: Callable[[], int]
     clock: Clock
+    presence: PresenceTracker
 
     def collect(self) -> Iterator[Metric]:
         c, w = self.counters, self.writer
@@ -48,6 +50,13 @@ class IngestCollector(Collector):
                                 value=self.queue_depth())
         yield GaugeMetricFamily("fmon_spool_depth", "readings spooled, not yet in the store", value=self.spool.depth)
         yield GaugeMetricFamily("fmon_ingest_lag_seconds", "age of the oldest spooled batch", value=self._lag())
+        online, offline = self.presence.counts()
+        devices = GaugeMetricFamily("fmon_devices", "devices seen by this worker, by presence", labels=["state"])
+        devices.add_metric(["online"], online)
+        devices.add_metric(["offline"], offline)
+        yield devices
+        yield _counter("fmon_ingest_seq_gaps", "readings missing according to per-device seq",
+                       sum(self.presence.seq_gaps.values()))
 
     def _lag(self) -> float:
         oldest = self.spool.oldest_appended()

@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 
 from core.domain import Reading
 from core.errors import ContractError
-from ingest.decode import PresenceChange, decode
+from core.sparkplug import NAMESPACE
+from ingest.decode import Decoded, PresenceChange, decode
 from ingest.mqtt import Ack, Message
+from ingest.presence import PresenceEvent, PresenceTracker
+from ingest.sparkplug import SparkplugDecoder, SparkplugResult
 from ingest.spool import Spool
 from storage.state.dead_letters import DeadLetterStore, Rejection
 
 log = logging.getLogger(__name__)
+SPARKPLUG_PREFIX = NAMESPACE + "/"
 
 
 @dataclass
@@ -36,31 +40,42 @@ class IngestCounters:
 
 @dataclass(frozen=True, slots=True)
 class DecodedBatch:
-    readings: list[Reading]
-    presence: list[PresenceChange]
-    rejections: list[Rejection]
+    readings: list[Reading] = field(default_factory=list)
+    presence: list[PresenceChange] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    rebirth: list[tuple[str, bytes]] = field(default_factory=list)  # Sparkplug NCMD requests to publish
 
 
-def decode_batch(messages: Sequence[Message]) -> DecodedBatch:
-    """Decode every message; a bad one becomes a `Rejection`, never an exception."""
-    readings: list[Reading] = []
-    presence: list[PresenceChange] = []
-    rejections: list[Rejection] = []
+def decode_batch(messages: Sequence[Message], sparkplug: SparkplugDecoder | None = None) -> DecodedBatch:
+    """Decode every message (v1 JSON, or Sparkplug B when a decoder is given); a bad one
+    becomes a `Rejection`, never an exception."""
+    out = DecodedBatch()
     for msg in messages:
         try:
-            result = decode(msg.topic, msg.payload, msg.received_at)
+            if sparkplug is not None and msg.topic.startswith(SPARKPLUG_PREFIX):
+                _add_sparkplug(out, msg, sparkplug.decode(msg.topic, msg.payload, msg.received_at))
+            else:
+                _add_json(out, decode(msg.topic, msg.payload, msg.received_at))
         except ContractError as exc:
-            rejections.append(_rejection(msg, exc.reason, str(exc)))
-            continue
+            out.rejections.append(_rejection(msg, exc.reason, str(exc)))
         except Exception as exc:  # a decoder bug must not lose the message
             log.exception("decoder failed on %s", msg.topic)
-            rejections.append(_rejection(msg, "decoder_error", f"{type(exc).__name__}: {exc}"))
-            continue
-        if isinstance(result, list):
-            readings.extend(result)
-        elif result is not None:
-            presence.append(result)
-    return DecodedBatch(readings, presence, rejections)
+            out.rejections.append(_rejection(msg, "decoder_error", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _add_json(out: DecodedBatch, result: Decoded) -> None:
+    if isinstance(result, list):
+        out.readings.extend(result)
+    elif result is not None:
+        out.presence.append(result)
+
+
+def _add_sparkplug(out: DecodedBatch, msg: Message, result: SparkplugResult) -> None:
+    out.readings.extend(result.readings)
+    out.presence.extend(result.presence)
+    out.rebirth.extend(result.rebirth)
+    out.rejections.extend(_rejection(msg, exc.reason, str(exc)) for exc in result.rejections)
 
 
 class IngestProcessor:
@@ -69,23 +84,33 @@ class IngestProcessor:
     def __init__(self, dead_letters: DeadLetterStore, spool: Spool,
                  on_readings: Callable[[list[Reading]], None],
                  on_spooled: Callable[[], None] = lambda: None,
-                 on_presence: Callable[[list[PresenceChange]], None] | None = None) -> None:
+                 presence: PresenceTracker | None = None,
+                 on_presence: Callable[[list[PresenceEvent]], None] = lambda _events: None,
+                 sparkplug: SparkplugDecoder | None = None,
+                 publish: Callable[[str, bytes], None] = lambda _topic, _payload: None) -> None:
         self._dead_letters, self._spool = dead_letters, spool
-        self._on_readings, self._on_spooled, self._on_presence = on_readings, on_spooled, on_presence
+        self._sparkplug, self._publish = sparkplug, publish
+        self._on_readings, self._on_spooled = on_readings, on_spooled
+        self._presence, self._on_presence = presence, on_presence
         self.counters = IngestCounters()
 
     def __call__(self, messages: list[Message], ack: Ack) -> None:
-        batch = decode_batch(messages)
+        batch = decode_batch(messages, self._sparkplug)
+        for topic, payload in batch.rebirth:
+            self._publish(topic, payload)
         if batch.rejections:
             self._dead_letters.add(batch.rejections)
         self._spool.append(batch.readings, messages[-1].received_at)
         ack()
         self._count(messages, batch)
         self._on_spooled()
+        if self._presence is not None:
+            now = messages[-1].received_at
+            events = self._presence.status(batch.presence, now) + self._presence.readings(batch.readings, now)
+            if events:
+                self._on_presence(events)
         if batch.readings:
             self._on_readings(batch.readings)
-        if batch.presence and self._on_presence is not None:
-            self._on_presence(batch.presence)
 
     def _count(self, messages: list[Message], batch: DecodedBatch) -> None:
         c = self.counters
@@ -102,4 +127,8 @@ def _rejection(msg: Message, reason: str, detail: str) -> Rejection:
 
 def _device_key(topic: str) -> str | None:
     parts = topic.split("/")
-    return "/".join(parts[2:5]) if len(parts) >= 6 and parts[:2] == ["fmon", "v1"] else None
+    if len(parts) >= 6 and parts[:2] == ["fmon", "v1"]:
+        return "/".join(parts[2:5])  # site/family/device
+    if len(parts) >= 4 and parts[0] == NAMESPACE:
+        return "/".join([parts[1], "sparkplug", *parts[3:5]])  # group/sparkplug/edge[/device]
+    return None

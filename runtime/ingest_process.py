@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -14,11 +15,15 @@ from alarms.service import AlarmService
 from core.broker import BrokerAddress
 from core.clock import Clock
 from core.domain import Reading
+from core.schema import DEFAULT_REPORT_INTERVAL_S
 from core.settings import Settings
+from core.sparkplug import host_subscriptions
 from core.topics import subscriptions
 from ingest.metrics import IngestCollector
 from ingest.mqtt import MqttConsumer
+from ingest.presence import PresenceEvent, PresenceTracker
 from ingest.processor import IngestProcessor
+from ingest.sparkplug import SparkplugDecoder
 from ingest.spool import Spool, encode
 from ingest.writer import RejectReadings, TelemetryWriter
 from rules.engine import RuleEngine
@@ -53,6 +58,9 @@ class RulePipeline:
             changes = self._engine.process(readings)
         self._alarms.apply(changes)
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
     def tick(self) -> None:
         with self._lock:
             changes = self._engine.tick(self._clock.now())
@@ -69,6 +77,7 @@ class IngestProcess:
     spool: Spool
     store: TelemetryStore
     metrics: CollectorRegistry
+    presence: PresenceTracker
     tick_seconds: float
 
     def __post_init__(self) -> None:
@@ -94,6 +103,7 @@ class IngestProcess:
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.pipeline.tick()
+                _log_presence(self.presence.sweep(self.pipeline.now()))
             except Exception:
                 log.exception("rule tick failed")
 
@@ -108,15 +118,30 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
                              batch_size=settings.ingest_batch_size)
     publisher = AlarmBusPublisher(address)
     pipeline = RulePipeline(RuleEngine(default_rules()), AlarmService(db, clock, publisher), clock)
-    processor = IngestProcessor(dead_letters, spool, pipeline.on_readings, writer.notify)
+    presence = PresenceTracker(lambda device: DEFAULT_REPORT_INTERVAL_S[device.family])
+    outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
+    processor = IngestProcessor(
+        dead_letters, spool, pipeline.on_readings, writer.notify, presence, _log_presence,
+        SparkplugDecoder(), lambda topic, payload: outbox[0].publish(topic, payload),
+    )
+    topics = (*subscriptions(settings.site), *host_subscriptions(settings.site))
     consumer = MqttConsumer(
-        address, settings.ingest_identity, subscriptions(settings.site), processor, clock,
+        address, settings.ingest_identity, topics, processor, clock,
         batch_size=settings.ingest_batch_size, flush_seconds=settings.ingest_flush_seconds,
     )
+    outbox.append(consumer)
     registry = metrics or CollectorRegistry()
-    registry.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog, clock))
+    registry.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog, clock,
+                                      presence))
     return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, registry,
-                         settings.rule_tick_seconds)
+                         presence, settings.rule_tick_seconds)
+
+
+def _log_presence(events: list[PresenceEvent]) -> None:
+    # Comms-failure rules consume these once the rules engine has presence rule kinds.
+    for event in events:
+        what = event.device.key if event.device else f"{event.site}/gateway/{event.gateway_id}"
+        log.info("%s is %s (%s)", what, "online" if event.online else "offline, values stale", event.cause.value)
 
 
 def _store_rejections(dead_letters: DeadLetterStore, clock: Clock) -> RejectReadings:

@@ -211,3 +211,50 @@ def assert_dead_lettered(base_url: str, site: str) -> None:
     assert "co2_ppm must be a number" in letter["detail"]
     assert letter["payload_excerpt"] == '{"metrics": {"co2_ppm": "lots"}}'
 
+
+
+def test_sparkplug_edge_node_raises_the_same_alarm(fmon: RunningFmon, unique_id: str) -> None:
+    """A Sparkplug B edge node (NBIRTH, DBIRTH, DDATA by alias) goes through the same pipeline."""
+    from core.domain import DeviceRef, Family
+    from core.sparkplug import (
+        MessageType,
+        device_birth,
+        device_data,
+        device_topic,
+        encode_payload,
+        metric_defs,
+        node_birth,
+        node_topic,
+    )
+
+    start = SystemClock().now() - timedelta(seconds=120)
+    defs = metric_defs(Family.ENV, ["co2_ppm", "temp_c"])
+    messages = [
+        (node_topic(unique_id, MessageType.NBIRTH, "edge-1"), encode_payload(node_birth(0, timestamp=start))),
+        (device_topic(unique_id, MessageType.DBIRTH, "edge-1", "room-9"), encode_payload(device_birth(
+            defs, {"co2_ppm": 1250.0, "temp_c": 24.0}, family=Family.ENV, seq=1, timestamp=start))),
+    ]
+    for step in range(1, 15):
+        ts = start + timedelta(seconds=5 * step)
+        payload = device_data(defs, {"co2_ppm": 1250.0 + step}, seq=1 + step, timestamp=ts, measured_at=ts)
+        messages.append((device_topic(unique_id, MessageType.DDATA, "edge-1", "room-9"), encode_payload(payload)))
+    bearer = token(fmon.base_url)
+    ws_url = fmon.base_url.replace("http", "ws") + f"/api/v1/stream?token={bearer}"
+    with ws_connect(ws_url, open_timeout=10) as ws:
+        assert orjson.loads(ws.recv(10)) == {"type": "hello"}
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"edge-{unique_id}")
+        host, port = fmon.settings.broker_url.removeprefix("mqtt://").split(":")
+        client.connect(host, int(port))
+        client.loop_start()
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        pushed = orjson.loads(ws.recv(30))
+    assert (pushed["alarm"]["site"], pushed["alarm"]["device_id"], pushed["event"]) == (unique_id, "room-9", "raised")
+    assert fmon.ingest.writer.flush(20)
+    store = open_telemetry_store(fmon.settings)
+    now = SystemClock().now()
+    points = store.query(DeviceRef(unique_id, Family.ENV, "room-9"), "co2_ppm", now - timedelta(hours=1), now)
+    store.close()
+    assert [p.value for p in points] == [1250.0 + step for step in range(15)]
