@@ -63,12 +63,12 @@ def gateway_status_topic(site: str, gateway_id: str) -> str:
 
 
 def subscriptions(site: str = "+") -> tuple[str, ...]:
-    """Topic filters an ingest worker subscribes to (one site, or `+` for all)."""
-    return (
-        f"{ROOT}/{site}/+/+/telemetry",
-        f"{ROOT}/{site}/+/+/status",
-        f"{ROOT}/{site}/{GATEWAY}/+/batch",
-    )
+    """Topic filters an ingest worker subscribes to (one site, or `+` for all).
+
+    Everything under the site, not just the valid topics: a gateway publishing to a wrong
+    topic gets a dead letter saying so instead of silence. Command topics come back too and
+    are ignored by the decoder."""
+    return (f"{ROOT}/{site}/#",)
 
 
 @lru_cache(maxsize=200_000)

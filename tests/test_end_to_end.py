@@ -258,3 +258,57 @@ def test_sparkplug_edge_node_raises_the_same_alarm(fmon: RunningFmon, unique_id:
     points = store.query(DeviceRef(unique_id, Family.ENV, "room-9"), "co2_ppm", now - timedelta(hours=1), now)
     store.close()
     assert [p.value for p in points] == [1250.0 + step for step in range(15)]
+
+
+def bad_inputs(site: str) -> list[tuple[str, bytes, str]]:
+    """(topic, payload, expected reason): each published to the real broker."""
+    now = SystemClock().now()
+
+    def t(n: int, family: str = "env") -> str:
+        return f"fmon/v1/{site}/{family}/bad-{n:02d}/telemetry"
+
+    def body(n: int, **fields: Any) -> bytes:
+        return orjson.dumps({"metrics": {"co2_ppm": 500}, **fields})
+
+    reading = {"device_id": "x1", "family": "env", "metrics": {"co2_ppm": 500}}
+    return [
+        (t(1), b"{not json", "bad_json"),
+        (t(2), b"[1, 2, 3]", "bad_json"),
+        (t(3), b'{"metrics": {"co2_ppm": 500}, "note": "\xff\xfe"}', "bad_encoding"),
+        (t(4), b'{"metrics": {"co2_ppm": NaN}}', "bad_json"),
+        (t(5), b'{"metrics": {"co2_ppm": 1e999}}', "bad_json"),
+        (t(6), orjson.dumps({"metrics": {"co2_ppm": "high"}}), "bad_value"),
+        (t(7), orjson.dumps({"metrics": {"co2_ppm": True}}), "bad_value"),
+        (t(8), orjson.dumps({"metrics": {"co2_ppm": -5}}), "bad_value"),
+        (t(9), orjson.dumps({"metrics": {"radon_bq": 10}}), "unknown_metric"),
+        (t(10), body(10, events=[{"code": "cover_open"}]), "unknown_event"),
+        (t(11), orjson.dumps({"seq": 1}), "missing_metrics"),
+        (t(12), body(12, ts=(now + timedelta(days=2)).isoformat()), "future_timestamp"),
+        (t(13), body(13, ts="2001-09-09T01:46:40Z"), "ancient_timestamp"),
+        (t(14), body(14, ts="last tuesday"), "bad_timestamp"),
+        (t(15), body(15, seq=-3), "bad_seq"),
+        (t(16), body(16, historical="yes"), "bad_historical"),
+        (t(17), b'{"metrics": {"co2_ppm": 500}, "pad": "' + b"x" * 300_000 + b'"}', "oversized"),
+        (f"fmon/v1/{site}/gateway/gw-big/batch", orjson.dumps({"readings": [reading] * 1001}), "oversized"),
+        (f"fmon/v1/{site}/gateway/gw-bad/batch", orjson.dumps({"readings": [{"family": "lift"}]}), "bad_batch"),
+        (f"fmon/v1/{site}/kitchen/bad-20/telemetry", body(20), "unknown_family"),
+        (f"fmon/v1/{site}/env/bad'21;DROP/telemetry", body(21), "bad_id"),
+        (f"fmon/v1/{site}/env/bad 22\"x/telemetry", body(22), "bad_id"),
+        (f"fmon/v1/{site}/gateway/gw-23/status", b"maybe", "bad_status"),
+        (f"fmon/v1/{site}/env/bad-24/telemetry/extra", body(24), "bad_topic"),
+    ]
+
+
+def test_every_bad_input_is_dead_lettered_with_its_reason(fmon: RunningFmon, unique_id: str) -> None:
+    inputs = bad_inputs(unique_id)
+    publish_site(fmon.settings, unique_id, [(topic, payload) for topic, payload, _ in inputs])
+    headers = {"Authorization": f"Bearer {token(fmon.base_url, 'engineer')}"}
+    expected = {topic: reason for topic, _, reason in inputs}
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + 30
+    while len(found) < len(expected) and time.monotonic() < deadline:
+        items = httpx.get(f"{fmon.base_url}/api/v1/dead-letters", params={"limit": 1000}, headers=headers).json()
+        found = {i["topic"]: i["reason"] for i in items["items"] if i["topic"] in expected}
+        time.sleep(0.2)
+    assert found == expected
+    assert fmon.ingest.consumer.connected.is_set()  # nothing crashed the consumer
