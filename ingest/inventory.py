@@ -507,8 +507,8 @@ class _YamlReader:
             return None
         record, children = _Record(path, line), dict[str, SequenceNode]()
         seen: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value) if isinstance(key_node, ScalarNode) else "?"
+        for key_node, value_node in self._pairs(node):
+            key = _key_name(key_node)
             key_line, name = key_node.start_mark.line + 1, f"{path}.{key}" if path else key
             if key not in scalars and key not in lists:
                 expected = ", ".join((*scalars, *lists))
@@ -523,6 +523,20 @@ class _YamlReader:
                 record.values[key] = self._value(value_node)
         return _Fields(self._problems, record), children
 
+    def _pairs(self, node: MappingNode) -> list[tuple[Node, Node]]:
+        """The key/value pairs, with `<<: *defaults` merge keys resolved the way PyYAML does:
+        the mapping's own keys win, then earlier merged mappings. Own keys given twice stay twice."""
+        own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]
+        if len(own) == len(node.value):
+            return own
+        own_ids, own_names = {id(k) for k, _ in own}, {_key_name(k) for k, _ in own}
+        self._constructor.flatten_mapping(node)
+        merged: dict[str, tuple[Node, Node]] = {}
+        for key, value in node.value:
+            if id(key) not in own_ids and _key_name(key) not in own_names:
+                merged[_key_name(key)] = (key, value)  # flattened in reverse priority: later wins
+        return [*merged.values(), *own]
+
     def _list(self, node: Node, name: str, children: dict[str, SequenceNode], key: str) -> None:
         if isinstance(node, SequenceNode):
             children[key] = node
@@ -535,13 +549,20 @@ class _YamlReader:
             return _Value(None, None, line, scalar=False)
         if node.tag == "tag:yaml.org,2002:null":
             return _Value(None, None, line)
-        typed = self._constructor.construct_object(node)
+        try:
+            typed = self._constructor.construct_object(node)
+        except yaml.YAMLError:  # a tag the safe loader does not know, e.g. `!python/name`
+            typed = node.value
         return _Value(str(node.value).strip() or None, typed, line)
 
     @staticmethod
     def _items(lists: dict[str, SequenceNode], key: str) -> Iterator[tuple[int, Node]]:
         node = lists.get(key)
         yield from enumerate(node.value if node is not None else [])
+
+
+def _key_name(node: Node) -> str:
+    return str(node.value) if isinstance(node, ScalarNode) else "?"
 
 
 # --- CSV ------------------------------------------------------------------------------------

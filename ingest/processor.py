@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.domain import Reading
+from core.domain import DeviceRef, Reading
 from core.errors import ContractError
 from core.sparkplug import NAMESPACE
 from ingest.decode import Decoded, PresenceChange, decode
@@ -46,22 +46,46 @@ class DecodedBatch:
     rebirth: list[tuple[str, bytes]] = field(default_factory=list)  # Sparkplug NCMD requests to publish
 
 
-def decode_batch(messages: Sequence[Message], sparkplug: SparkplugDecoder | None = None) -> DecodedBatch:
+Admit = Callable[[DeviceRef], str | None]  # None, or why the device is refused (registry)
+
+
+def admit_all(_device: DeviceRef) -> str | None:
+    return None
+
+
+def decode_batch(messages: Sequence[Message], sparkplug: SparkplugDecoder | None = None,
+                 admit: Admit = admit_all) -> DecodedBatch:
     """Decode every message (v1 JSON, or Sparkplug B when a decoder is given); a bad one
-    becomes a `Rejection`, never an exception."""
+    becomes a `Rejection`, never an exception. Readings of devices `admit` refuses (not in the
+    registry) are rejected with its reason; the rest of their message is kept."""
     out = DecodedBatch()
     for msg in messages:
         try:
+            accepted = len(out.readings)
             if sparkplug is not None and msg.topic.startswith(SPARKPLUG_PREFIX):
                 _add_sparkplug(out, msg, sparkplug.decode(msg.topic, msg.payload, msg.received_at))
             else:
                 _add_json(out, decode(msg.topic, msg.payload, msg.received_at))
+            _refuse_unknown(out, msg, accepted, admit)
         except ContractError as exc:
             out.rejections.append(_rejection(msg, exc.reason, str(exc)))
         except Exception as exc:  # a decoder bug must not lose the message
             log.exception("decoder failed on %s", msg.topic)
             out.rejections.append(_rejection(msg, "decoder_error", f"{type(exc).__name__}: {exc}"))
     return out
+
+
+def _refuse_unknown(out: DecodedBatch, msg: Message, first: int, admit: Admit) -> None:
+    kept = out.readings[:first]
+    for reading in out.readings[first:]:
+        reason = admit(reading.device)
+        if reason is None:
+            kept.append(reading)
+        else:
+            detail = f"{reading.device.key} is not in the device registry ({reason})"
+            out.rejections.append(Rejection(msg.received_at, msg.topic, reason, detail, msg.payload,
+                                            reading.device.key))
+    out.readings[:] = kept
 
 
 def _add_json(out: DecodedBatch, result: Decoded) -> None:
@@ -87,15 +111,16 @@ class IngestProcessor:
                  presence: PresenceTracker | None = None,
                  on_presence: Callable[[list[PresenceEvent]], None] = lambda _events: None,
                  sparkplug: SparkplugDecoder | None = None,
-                 publish: Callable[[str, bytes], None] = lambda _topic, _payload: None) -> None:
+                 publish: Callable[[str, bytes], None] = lambda _topic, _payload: None,
+                 admit: Admit = admit_all) -> None:
         self._dead_letters, self._spool = dead_letters, spool
-        self._sparkplug, self._publish = sparkplug, publish
+        self._sparkplug, self._publish, self._admit = sparkplug, publish, admit
         self._on_readings, self._on_spooled = on_readings, on_spooled
         self._presence, self._on_presence = presence, on_presence
         self.counters = IngestCounters()
 
     def __call__(self, messages: list[Message], ack: Ack) -> None:
-        batch = decode_batch(messages, self._sparkplug)
+        batch = decode_batch(messages, self._sparkplug, self._admit)
         for topic, payload in batch.rebirth:
             self._publish(topic, payload)
         if batch.rejections:

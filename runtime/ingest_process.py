@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -15,7 +15,6 @@ from alarms.service import AlarmService
 from core.broker import BrokerAddress
 from core.clock import Clock
 from core.domain import Reading
-from core.schema import DEFAULT_REPORT_INTERVAL_S
 from core.settings import Settings
 from core.sparkplug import host_subscriptions
 from core.topics import subscriptions
@@ -23,6 +22,7 @@ from ingest.metrics import IngestCollector
 from ingest.mqtt import MqttConsumer
 from ingest.presence import PresenceEvent, PresenceTracker
 from ingest.processor import IngestProcessor
+from ingest.registry import DeviceDirectory
 from ingest.sparkplug import SparkplugDecoder
 from ingest.spool import Spool, encode
 from ingest.writer import RejectReadings, TelemetryWriter
@@ -33,6 +33,7 @@ from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore, Rejection
+from storage.state.registry import RegistryStore
 from storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class IngestProcess:
     store: TelemetryStore
     metrics: CollectorRegistry
     presence: PresenceTracker
+    registry_sync: RegistrySync
     tick_seconds: float
 
     def __post_init__(self) -> None:
@@ -104,6 +106,7 @@ class IngestProcess:
             try:
                 self.pipeline.tick()
                 _log_presence(self.presence.sweep(self.pipeline.now()))
+                self.registry_sync()
             except Exception:
                 log.exception("rule tick failed")
 
@@ -118,11 +121,13 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
                              batch_size=settings.ingest_batch_size)
     publisher = AlarmBusPublisher(address)
     pipeline = RulePipeline(RuleEngine(default_rules()), AlarmService(db, clock, publisher), clock)
-    presence = PresenceTracker(lambda device: DEFAULT_REPORT_INTERVAL_S[device.family])
+    registry = RegistryStore(db)
+    directory = DeviceDirectory(registry)
+    presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
     processor = IngestProcessor(
         dead_letters, spool, pipeline.on_readings, writer.notify, presence, _log_presence,
-        SparkplugDecoder(), lambda topic, payload: outbox[0].publish(topic, payload),
+        SparkplugDecoder(), lambda topic, payload: outbox[0].publish(topic, payload), directory.check,
     )
     topics = (*subscriptions(settings.site), *host_subscriptions(settings.site))
     consumer = MqttConsumer(
@@ -130,11 +135,31 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
         batch_size=settings.ingest_batch_size, flush_seconds=settings.ingest_flush_seconds,
     )
     outbox.append(consumer)
-    registry = metrics or CollectorRegistry()
-    registry.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog, clock,
-                                      presence))
-    return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, registry,
-                         presence, settings.rule_tick_seconds)
+    collectors = metrics or CollectorRegistry()
+    collectors.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog,
+                                        clock, presence))
+    return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, collectors,
+                         presence, RegistrySync(registry, directory, clock), settings.rule_tick_seconds)
+
+
+class RegistrySync:
+    """Persists auto-registered devices and picks up inventory imports, from the timer thread."""
+
+    def __init__(self, store: RegistryStore, directory: DeviceDirectory, clock: Clock,
+                 every: timedelta = timedelta(seconds=5)) -> None:
+        self._store, self._directory, self._clock, self._every = store, directory, clock, every
+        self._next = clock.now()
+
+    def __call__(self, force: bool = False) -> None:
+        now = self._clock.now()
+        if now < self._next and not force:
+            return
+        self._next = now + self._every
+        new = self._directory.drain_auto_registered()
+        if new:
+            count = self._store.auto_register_many(new, now)
+            log.info("auto-registered %d devices", count)
+        self._directory.refresh_if_changed()
 
 
 def _log_presence(events: list[PresenceEvent]) -> None:

@@ -31,10 +31,10 @@ def inventory() -> None:
 @click.option("--actor", default="cli", show_default=True, help="Who imports, for the audit log.")
 @CONFIG_OPTION
 def inventory_import(file: Path, dry_run: bool, actor: str, config_file: Path | None) -> None:
-    """Validate FILE (.yaml, .yml or .csv) and upsert it into the registry in one transaction.
+    """Import FILE (.yaml, .yml or .csv) into the device registry.
 
-    Records missing from FILE are kept. On invalid input nothing is saved and every problem
-    is listed as FILE:LINE: FIELD: PROBLEM.
+    FILE is validated, then upserted in one transaction; records missing from FILE are kept.
+    On invalid input nothing is saved and every problem is listed as FILE:LINE: FIELD: PROBLEM.
     """
     from ingest.inventory import load_inventory
 
@@ -52,7 +52,7 @@ def inventory_import(file: Path, dry_run: bool, actor: str, config_file: Path | 
 @click.option("--site", help="Only this site's devices.")
 @CONFIG_OPTION
 def inventory_list(site: str | None, config_file: Path | None) -> None:
-    """List registered devices with location, gateway and expected report interval."""
+    """List registered devices: location, gateway, report interval."""
     with _store(config_file) as store:
         devices = store.devices(site)
     if not devices:

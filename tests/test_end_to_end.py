@@ -312,3 +312,30 @@ def test_every_bad_input_is_dead_lettered_with_its_reason(fmon: RunningFmon, uni
         time.sleep(0.2)
     assert found == expected
     assert fmon.ingest.consumer.connected.is_set()  # nothing crashed the consumer
+
+
+def test_registry_refuses_unknown_devices_and_sites(fmon: RunningFmon, unique_id: str) -> None:
+    from core.domain import Family
+    from storage.state.registry import DeviceSpec, Inventory, RegistryStore, SiteSpec
+
+    inventory = Inventory("test", sites=(SiteSpec(unique_id),),
+                          devices=(DeviceSpec(unique_id, Family.ENV, "known-1"),))
+    RegistryStore(fmon.db).apply(inventory, SystemClock().now())
+    fmon.ingest.registry_sync(force=True)
+    body = orjson.dumps({"metrics": {"co2_ppm": 600}})
+    unknown = f"fmon/v1/{unique_id}/env/stranger-1/telemetry"
+    elsewhere = f"fmon/v1/{unique_id}x/env/known-1/telemetry"
+    publish_site(fmon.settings, unique_id, [(f"fmon/v1/{unique_id}/env/known-1/telemetry", body),
+                                            (unknown, body), (elsewhere, body)])
+    headers = {"Authorization": f"Bearer {token(fmon.base_url, 'engineer')}"}
+    expected = {unknown: "unknown_device", elsewhere: "unknown_site"}
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + 20
+    while found != expected and time.monotonic() < deadline:
+        items = httpx.get(f"{fmon.base_url}/api/v1/dead-letters", params={"limit": 1000}, headers=headers).json()
+        found = {i["topic"]: i["reason"] for i in items["items"] if i["topic"] in expected}
+        time.sleep(0.2)
+    assert found == expected
+    # publish_site also sent the demo sensors of this site, none of them in the registry
+    assert fmon.ingest.processor.counters.readings == 1  # known-1 only
+    assert fmon.ingest.processor.counters.rejected["unknown_site"] == 1

@@ -48,25 +48,38 @@ def located(problems: list[Problem]) -> list[str]:
 def test_example_yaml_describes_a_small_site() -> None:
     inv = load_inventory(EXAMPLES / "inventory.yaml")
     counts = [len(x) for x in (inv.sites, inv.buildings, inv.zones, inv.gateways, inv.devices)]
-    assert counts == [1, 2, 15, 4, 20]
+    assert counts == [1, 3, 13, 3, 26]
     assert {d.family for d in inv.devices} == set(Family)
     assert {d.kind for d in inv.devices if d.family is Family.METER} == {k.value for k in MeterKind}
-    assert {g.kind for g in inv.gateways} == {"gateway", "fire_panel"}
-    meter = next(d for d in inv.devices if d.device_id == "em-b1-main")
+    assert {z.kind for z in inv.zones} >= {"floor", "plant_room", "shaft", "parking"}
+    meter = next(d for d in inv.devices if d.device_id == "wm-b1-main")
     assert (meter.building_id, meter.zone_id, meter.gateway_id, meter.equipment_id, meter.report_interval_s) == (
-        "b1", "power-room", "gw-sim-1", "GPD-B1-001", 60.0)
-    assert meter.name_zh == "1号楼低压总进线电表"
+        "b1", "b1-plant", "gw-b1", "GPS-B1-001", 3600.0)
+    assert meter.name_zh == "1号楼生活给水总水表"
     assert inv.sites[0].timezone == "Asia/Shanghai"
     assert not inv.sites[0].auto_register
+
+
+def test_example_covers_the_simulated_demo_estate() -> None:
+    """Importing the example into `fmon demo` must not dead-letter any simulated device."""
+    from simulators.site import DEMO_ESTATE
+
+    inv = load_inventory(EXAMPLES / "inventory.yaml")
+    registered = {(d.family, d.device_id): d.gateway_id for d in inv.devices}
+    simulated = {(family, device_id): gateway for device_id, family, gateway, *_ in DEMO_ESTATE}
+    assert registered == simulated
+    assert inv.sites[0].site == "demo"
 
 
 def test_example_csv_lists_the_same_devices() -> None:
     yaml_inv = load_inventory(EXAMPLES / "inventory.yaml")
     csv_inv = load_inventory(EXAMPLES / "inventory.csv")
     assert csv_inv.devices == yaml_inv.devices
-    assert all(not spec.declared for spec in (*csv_inv.sites, *csv_inv.buildings, *csv_inv.zones, *csv_inv.gateways))
-    floor_3 = next(z for z in csv_inv.zones if (z.building_id, z.zone_id) == ("b1", "F3"))
-    assert (floor_3.floor, floor_3.kind) == (3, "floor")  # row with floor 3 and no zone
+    containers = (csv_inv.sites, csv_inv.buildings, csv_inv.zones, csv_inv.gateways)
+    assert not any(spec.declared for group in containers for spec in group)  # implied: never overwrite
+    assert {(z.building_id, z.zone_id, z.floor) for z in csv_inv.zones} == {
+        (z.building_id, z.zone_id, z.floor) for z in yaml_inv.zones if z.kind != "shaft"} | {
+        (z.building_id, z.zone_id, None) for z in yaml_inv.zones if z.kind == "shaft"}
 
 
 def test_csv_implies_containers_and_floor_zones() -> None:
@@ -93,9 +106,28 @@ def test_csv_accepts_bom_quotes_and_gb18030(tmp_path: Path) -> None:
         assert load_inventory(path).devices[0].name_zh == "大堂, 一层"
 
 
+def test_fire_panels_own_devices() -> None:
+    text = SITE.replace("{id: gw1, building: b1}", "{id: fp1, kind: fire_panel, building: b1, zone: F1}")
+    inv = parse_yaml(text + "      - {family: pump, id: fire-pump-1, kind: fire, gateway: fp1}\n", "inv.yaml")
+    assert [(g.gateway_id, g.kind, g.zone_id) for g in inv.gateways] == [("fp1", "fire_panel", "F1")]
+    assert inv.devices[0].gateway_id == "fp1"
+
+
 def test_yaml_ids_stay_text() -> None:
-    inv = parse_yaml(SITE + "      - {family: env, id: 001, name_en: yes, kind: 12}\n", "inv.yaml")
+    inv = parse_yaml(SITE + "      - {family: env, id: 001, name_en: yes, kind: !odd 12}\n", "inv.yaml")
     assert (inv.devices[0].device_id, inv.devices[0].name_en, inv.devices[0].kind) == ("001", "yes", "12")
+
+
+def test_yaml_merge_keys_share_defaults() -> None:
+    text = SITE + textwrap.indent(textwrap.dedent("""\
+        - &lobby {family: env, id: e1, building: b1, zone: F1, gateway: gw1}
+        - {<<: *lobby, id: e2, zone: F9}
+    """), "      ")
+    with pytest.raises(InventoryError) as caught:
+        parse_yaml(text, "inv.yaml")
+    assert located(list(caught.value.problems)) == ["inv.yaml:11:sites[0].devices[1].zone"]
+    inv = parse_yaml(text.replace("F9", "F1"), "inv.yaml")
+    assert [(d.device_id, d.gateway_id) for d in inv.devices] == [("e1", "gw1"), ("e2", "gw1")]
 
 
 # --- invalid input: every problem named by file, line and field ------------------------------
@@ -250,13 +282,15 @@ def test_cli_imports_the_example_and_lists_it(tmp_path: Path) -> None:
     assert "no devices registered" in run_cli(tmp_path, "list").output
     first = run_cli(tmp_path, "import", str(EXAMPLES / "inventory.yaml"))
     assert first.exit_code == 0, first.output
-    assert [line.split() for line in first.output.splitlines()[-1:]] == [["devices", "20", "0", "0"]]
+    assert first.output.splitlines()[-1].split() == ["devices", "26", "0", "0"]
     again = run_cli(tmp_path, "import", str(EXAMPLES / "inventory.csv"))
-    assert again.output.splitlines()[-1].split() == ["devices", "0", "0", "20"]
+    assert again.output.splitlines()[-1].split() == ["devices", "0", "0", "26"]
     listing = run_cli(tmp_path, "list", "--site", "demo")
     assert listing.exit_code == 0, listing.output
-    assert "em-b1-main" in listing.output
-    assert "1号楼低压总进线电表" in listing.output
+    [meter] = [line for line in listing.output.splitlines() if " em-b1-main " in line]
+    assert meter.split()[:9] == ["demo", "meter", "em-b1-main", "electric", "b1", "b1-plant", "gw-b1", "900*",
+                                 "inventory"]
+    assert "1号楼低压总进线电表" in meter
 
 
 def test_cli_rejects_a_bad_file_with_line_numbers(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import Any, Literal
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from storage.state.database import StateDatabase
 from storage.state.models import AuditEntry, Building, Device, Gateway, Site, Zone
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+AUDIT_ENTITY = "registry"  # entity_type of the audit entries of every registry change
 KINDS = ("sites", "buildings", "zones", "gateways", "devices")
 RegisteredBy = Literal["inventory", "auto"]
 DeviceKey = tuple[str, Family, str]
@@ -169,7 +170,8 @@ class RegistryStore:
 
         Re-applying the same inventory changes nothing (all records `unchanged`). With
         `dry_run` the transaction is rolled back and the report says what would have changed.
-        Raises `Conflict` if a concurrent import or auto-registration won a race: retry.
+        Raises `Conflict` if a concurrent import won a race (retry), or if a reference does not
+        resolve (`ingest.inventory` checks references before they get here).
         """
         tally = _Tally()
         try:
@@ -181,7 +183,8 @@ class RegistryStore:
         except _DryRun:
             pass
         except IntegrityError as exc:
-            raise Conflict(f"registry changed during the import of {inventory.source}; retry ({exc.orig})") from None
+            raise Conflict(f"the registry refused {inventory.source} (a concurrent change, or a reference to a "
+                           f"record it does not hold): {exc.orig}") from None
         return tally.report(inventory.source, dry_run)
 
     def sites(self) -> list[SiteSpec]:
@@ -190,11 +193,22 @@ class RegistryStore:
 
     def devices(self, site: str | None = None) -> list[DeviceRecord]:
         """Registered devices, of one site or all, ordered by site, family, device id."""
-        query = select(Device).order_by(Device.site, Device.family, Device.device_id)
+        # Plain rows, not ORM objects: DeviceDirectory.refresh() reads every device.
+        query = select(*_DEVICE_COLUMNS).order_by(Device.site, Device.family, Device.device_id)
         if site is not None:
             query = query.where(Device.site == site)
         with self._db.session() as session:
-            return [_device_record(row) for row in session.scalars(query)]
+            return [_device_record(*row) for row in session.execute(query).tuples()]
+
+    def revision(self) -> tuple[int, int]:
+        """Changes whenever the registry does: (newest registry audit entry, device count).
+
+        Every import and auto-registration appends a `registry` audit entry in its own
+        transaction; the count catches devices deleted by hand. Two small indexed queries.
+        """
+        newest = select(func.max(AuditEntry.id)).where(AuditEntry.entity_type == AUDIT_ENTITY)
+        with self._db.session() as session:
+            return session.scalar(newest) or 0, session.scalar(select(func.count()).select_from(Device)) or 0
 
     def known_devices(self) -> set[DeviceKey]:
         """(site, family, device_id) of every registered device."""
@@ -314,7 +328,7 @@ def _audit(inventory: Inventory, report: ImportReport, actor: str, now: datetime
         "source": inventory.source, "sites": sorted({s.site for s in inventory.sites}),
         "created": dict(report.created), "updated": dict(report.updated), "unchanged": dict(report.unchanged),
     }
-    return AuditEntry(at=now, actor=actor[:64], action="inventory.import", entity_type="inventory",
+    return AuditEntry(at=now, actor=actor[:64], action="inventory.import", entity_type=AUDIT_ENTITY,
                       entity_id=PurePath(inventory.source).name[:64], reason="", detail=detail)
 
 
@@ -339,7 +353,7 @@ def _insert_auto(session: Session, devices: list[DeviceRef], now: datetime, acto
         by_site[d.site].append(f"{d.family.value}/{d.device_id}")
     session.flush()
     for site, names in by_site.items():
-        session.add(AuditEntry(at=now, actor=actor[:64], action="device.auto_register", entity_type="site",
+        session.add(AuditEntry(at=now, actor=actor[:64], action="device.auto_register", entity_type=AUDIT_ENTITY,
                                entity_id=site, reason="unknown device of a site that allows auto-registration",
                                detail={"devices": names[:1000], "count": len(names)}))
     return len(new)
@@ -349,10 +363,19 @@ def _site_spec(row: Site) -> SiteSpec:
     return SiteSpec(row.id, row.name_zh, row.name_en, row.timezone, row.auto_register)
 
 
-def _device_record(row: Device) -> DeviceRecord:
+_DEVICE_COLUMNS = (
+    Device.site, Device.family, Device.device_id, Device.kind, Device.building_id, Device.zone_id,
+    Device.gateway_id, Device.equipment_id, Device.name_zh, Device.name_en, Device.report_interval_s,
+    Device.registered_by, Device.created_at, Device.updated_at,
+)
+
+
+def _device_record(site: str, family: str, device_id: str, kind: str, building_id: str | None,
+                   zone_id: str | None, gateway_id: str | None, equipment_id: str | None, name_zh: str,
+                   name_en: str, report_interval_s: float | None, registered_by: str, created_at: datetime,
+                   updated_at: datetime) -> DeviceRecord:
     return DeviceRecord(
-        row.site, Family(row.family), row.device_id, row.kind, row.building_id, row.zone_id, row.gateway_id,
-        row.equipment_id, row.name_zh, row.name_en, row.report_interval_s,
-        registered_by="auto" if row.registered_by == "auto" else "inventory",
-        created_at=row.created_at, updated_at=row.updated_at,
+        site, Family(family), device_id, kind, building_id, zone_id, gateway_id, equipment_id, name_zh, name_en,
+        report_interval_s, registered_by="auto" if registered_by == "auto" else "inventory",
+        created_at=created_at, updated_at=updated_at,
     )
