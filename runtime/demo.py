@@ -20,7 +20,8 @@ from core.settings import Settings
 from runtime.api_process import build_services, serve_api
 from runtime.embedded_broker import start_embedded_broker
 from runtime.ingest_process import build_ingest
-from simulators.site import SitePublisher, demo_site
+from simulators.runner import SiteRunner, mqtt_connect
+from simulators.site import demo_estate
 from storage.state.database import StateDatabase
 from storage.state.users import UserStore
 
@@ -58,8 +59,9 @@ async def run_demo(options: DemoOptions) -> None:
     await asyncio.to_thread(seed_users, services.users, password, clock.now())
     ingest = build_ingest(settings, db, clock, services.metrics)  # one /metrics for the whole demo
     ingest.start()
-    sim = SitePublisher(demo_site(), BrokerAddress.parse(settings.broker_url), clock, options.sim_interval)
-    sim.start()
+    site = demo_estate(interval_s=options.sim_interval)  # all six device families
+    sim = SiteRunner(site, mqtt_connect(BrokerAddress.parse(settings.broker_url), site.site_id), clock)
+    await asyncio.to_thread(sim.start)
     started = asyncio.Event()
     api = asyncio.create_task(serve_api(settings, services, stop, started))
     await _announce(started, api, settings, password, options.password is None)
@@ -87,7 +89,7 @@ async def _announce(started: asyncio.Event, api: asyncio.Task[None], settings: S
     print(f"users {users}; password {shown}. Ctrl-C to stop.", flush=True)
 
 
-def _shutdown(sim: SitePublisher, ingest: object, db: StateDatabase) -> None:
+def _shutdown(sim: SiteRunner, ingest: object, db: StateDatabase) -> None:
     sim.stop()
     ingest.stop()  # type: ignore[attr-defined]
     db.dispose()

@@ -1,14 +1,26 @@
-"""`fmon simulate …`: simulated devices talking to a broker like real gateways."""
+"""`fmon simulate …`: simulated devices talking to a broker like real gateways.
+
+- `run`: a site (the demo estate, all six families) against any broker, optionally playing a
+  scenario, in real or accelerated time;
+- `check`: validate scenario files and verify their expected signatures offline;
+- `load`: the load generator bench/ uses (`simulators.load`);
+- `backfill`: write days of a site's history straight into the telemetry store.
+"""
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import click
 
 from core.broker import BrokerAddress
 from core.clock import SystemClock
+from core.domain import validate_id
 from core.errors import FmonError
 
 
@@ -17,25 +29,128 @@ def simulate() -> None:
     """Simulated devices talking to a broker like real gateways."""
 
 
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    from simulators.timebase import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def _site_id(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return validate_id(value, "site id")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
 @simulate.command("run")
-@click.option("--broker", required=True, help="mqtt://host:port or mqtts://user:pass@host:port")
-@click.option("--site", default="demo", show_default=True, help="Site id to publish as.")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between readings.")
-def simulate_run(broker: str, site: str, seed: int, interval: float) -> None:
-    """Publish the demo site's telemetry until interrupted."""
-    from simulators.site import SitePublisher, demo_site
+@click.option("--broker", required=True, help="mqtt://[user:pass@]host:port or mqtts://…")
+@click.option("--site", default="demo", show_default=True, callback=_site_id, help="Site id to publish as.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same devices and values.")
+@click.option("--scenario", help="Scenario file, or the name of one in docs/scenarios (e.g. gas-leak-canteen).")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Simulated seconds per real second. Above 1 the run replays the recent past up to now.")
+@click.option("--duration", callback=_duration, help="Stop after this much simulated time (90s, 2h, 3d).")
+@click.option("--interval", type=click.FloatRange(min=0.1), help="Report interval in seconds for every device "
+              "(default: each family's own, core.schema.DEFAULT_REPORT_INTERVAL_S).")
+@click.option("--mode", type=click.Choice(["telemetry", "batch"]), default="telemetry", show_default=True,
+              help="One message per reading, or gateway batches.")
+def simulate_run(broker: str, site: str, seed: int, scenario: str | None, speed: float,
+                 duration: timedelta | None, interval: float | None, mode: str) -> None:
+    """Publish a simulated site until interrupted (or for --duration), playing --scenario if given."""
+    from simulators.runner import RunnerOptions, SiteRunner, mqtt_connect
+    from simulators.site import demo_estate
 
     try:
         address = BrokerAddress.parse(broker)
-        sim = demo_site(site, seed)
-    except (FmonError, ValueError) as exc:
-        raise click.UsageError(str(exc)) from None
-    publisher = SitePublisher(sim, address, SystemClock(), interval)
-    publisher.start()
-    click.echo(f"simulating site {site} against {address.url}; Ctrl-C to stop")
-    wait_for_signal()
-    publisher.stop()
+    except FmonError as exc:
+        raise click.BadParameter(str(exc), param_hint="--broker") from None
+    estate = demo_estate(site, seed, interval_s=interval)
+    bound = _bind_scenario(scenario, estate) if scenario else None
+    horizon = duration or (bound.scenario.duration if bound else None)
+    options = RunnerOptions(speed=speed, start=_start(speed, horizon), duration=duration, mode=mode)  # type: ignore[arg-type]
+    runner = SiteRunner(estate, mqtt_connect(address, site), SystemClock(), steps=bound.steps if bound else (),
+                        options=options)
+    if not runner.start():
+        click.echo(f"warning: not every gateway connected to {address.url} yet; buffering until they do", err=True)
+    what = f" playing {bound.scenario.name}" if bound else ""
+    click.echo(f"simulating site {site} ({len(estate.devices)} devices, gateways {', '.join(estate.gateways)}){what}"
+               f" against {address.url} at {speed:g}x; Ctrl-C to stop")
+    _wait(runner, duration is not None)
+    runner.stop()
+    _report(runner.stats())
+
+
+def _start(speed: float, horizon: timedelta | None) -> datetime | None:
+    from simulators.timebase import accelerated_start
+
+    if speed <= 1:
+        return None
+    if horizon is None:
+        raise click.UsageError("--speed above 1 replays the past up to now: give --duration or --scenario "
+                               "to say how much")
+    return accelerated_start(SystemClock().now(), horizon, speed)
+
+
+def _bind_scenario(name: str, estate: Any) -> Any:
+    from simulators.scenario import ScenarioError, bind, load_scenario, scenario_path
+
+    try:
+        return bind(load_scenario(scenario_path(name)), estate)
+    except ScenarioError as exc:
+        raise click.UsageError(f"scenario {name}:\n  " + "\n  ".join(exc.problems)) from None
+
+
+def _wait(runner: Any, bounded: bool) -> None:
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.is_set():
+        if bounded and runner.wait(0.2):
+            return
+        done.wait(0.2)
+
+
+def _report(stats: dict[str, Any]) -> None:
+    for gateway, s in stats.items():
+        click.echo(f"{gateway}: {s.live} live, {s.replayed} replayed, {s.dropped} dropped readings; "
+                   f"{s.messages} messages, {s.acks} command acks")
+
+
+@simulate.command("check")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=1, show_default=True)
+def simulate_check(files: tuple[Path, ...], seed: int) -> None:
+    """Validate scenario files (default: all in docs/scenarios) and check their expected signatures
+    offline, at full speed. Exit status 1 if any file is invalid or misses an expectation."""
+    from simulators.expect import check
+    from simulators.offline import play
+    from simulators.scenario import ScenarioError, bind, load_scenario, shipped_scenarios
+    from simulators.site import demo_estate
+
+    paths = list(files) or shipped_scenarios()
+    failed = 0
+    for path in paths:
+        try:
+            bound = bind(load_scenario(path), demo_estate(seed=seed))
+        except ScenarioError as exc:
+            failed += 1
+            click.echo("\n".join(exc.problems), err=True)
+            continue
+        run = play(bound, demo_estate(seed=seed))
+        misses = check(bound.scenario, run.start, run.published)
+        failed += bool(misses)
+        status = "ok" if not misses else "FAILED"
+        click.echo(f"{status:6} {path}: {len(bound.steps)} steps, {len(bound.scenario.expect)} expectations, "
+                   f"{len(run.published)} messages")
+        for miss in misses:
+            click.echo(f"       {miss}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 def wait_for_signal() -> None:
@@ -44,3 +159,4 @@ def wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
+

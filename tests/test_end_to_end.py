@@ -339,3 +339,45 @@ def test_registry_refuses_unknown_devices_and_sites(fmon: RunningFmon, unique_id
     # publish_site also sent the demo sensors of this site, none of them in the registry
     assert fmon.ingest.processor.counters.readings == 1  # known-1 only
     assert fmon.ingest.processor.counters.rejected["unknown_site"] == 1
+
+
+def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str) -> None:
+    """One reading per family with every metric of the schema, published, stored, read back."""
+    from core.domain import DeviceRef, Family
+    from core.schema import FAMILY_METRICS, MetricSpec
+
+    def value(spec: MetricSpec, family: Family) -> Any:
+        if spec.type == "boolean":
+            return True
+        if spec.type == "enum":
+            return spec.choices[1]
+        low, high = spec.minimum or 0.0, spec.maximum if spec.maximum is not None else 100.0
+        middle = low + (high - low) * 0.37
+        return int(middle) if spec.type == "integer" else round(middle, 3)
+
+    ts = SystemClock().now().replace(microsecond=0) - timedelta(minutes=5)
+    sent = {family: {s.name: value(s, family) for s in FAMILY_METRICS[family]} for family in Family}
+    messages = [(f"fmon/v1/{unique_id}/{family.value}/rt-{family.value}/telemetry",
+                 orjson.dumps({"ts": ts.isoformat(), "seq": 1, "metrics": metrics}))
+                for family, metrics in sent.items()]
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rt-{unique_id}")
+    host, port = fmon.settings.broker_url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    deadline = time.monotonic() + 20
+    while fmon.ingest.processor.counters.readings < len(Family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fmon.ingest.writer.flush(20)
+    store = open_telemetry_store(fmon.settings)
+    try:
+        for family, metrics in sent.items():
+            device = DeviceRef(unique_id, family, f"rt-{family.value}")
+            for name, expected in metrics.items():
+                points = store.query(device, name, ts - timedelta(seconds=1), ts + timedelta(seconds=1))
+                assert [(p.ts, p.value) for p in points] == [(ts, expected)], f"{family.value}.{name}"
+    finally:
+        store.close()

@@ -38,6 +38,9 @@ class NoParams(Params):
     pass
 
 
+Table = dict[str, type[Params]]  # action or command name -> its parameters
+
+
 class ActionError(ValueError):
     """A scenario step that does not fit its device; `field` names the offending step field."""
 
@@ -144,6 +147,13 @@ class DeviceModel:
         """Advance the state to `ts` and return the device's own values."""
         raise NotImplementedError
 
+    def next_change(self) -> datetime | None:
+        """When the device will next change state on its own (a fault clearing, a failure), if known.
+
+        The engine reports at that time too, as a real device reports a change at once.
+        """
+        return None
+
     def metric_names(self) -> tuple[str, ...]:
         """The metrics this device reports (a meter reports only those of its kind)."""
         return tuple(spec.name for spec in FAMILY_METRICS[self.family])
@@ -180,7 +190,7 @@ class DeviceModel:
             if spec is None:
                 raise KeyError(f"{self.device.key}: model produced unknown metric {name!r}")
             if spec.type == "integer":
-                fitted[name] = int(round(_clamp(float(cast(float, value)), spec.minimum, spec.maximum)))
+                fitted[name] = round(_clamp(float(cast(float, value)), spec.minimum, spec.maximum))
             elif spec.type == "number":
                 fitted[name] = round(_clamp(float(cast(float, value)), spec.minimum, spec.maximum), 3)
             else:

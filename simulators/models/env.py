@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from core.domain import Family, MetricValue
-from simulators.models.base import DeviceModel, Duration, Params
+from simulators.models.base import DeviceModel, Duration, Params, Table
 from simulators.models.curves import hour_of_day, is_workday, plateau
 
 Occupancy = Callable[[datetime], float]
@@ -54,7 +54,7 @@ class EnvSensor(DeviceModel):
     """An indoor (`outdoor=False`) or outdoor air-quality and noise sensor."""
 
     family = Family.ENV
-    ACTIONS = {"crowd": CrowdParams}
+    ACTIONS: ClassVar[Table] = {"crowd": CrowdParams}
 
     def __init__(self, *args: Any, occupancy: Occupancy = office_occupancy, outdoor: bool = False,
                  **kwargs: Any) -> None:

@@ -13,7 +13,7 @@ reverse flow. Commands: the CJ/T 188 valve (close/open) and the DL/T 645 relay (
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from core.domain import Family, MetricValue
 from core.schema import METER_KIND_METRICS, MeterKind
@@ -24,6 +24,7 @@ from simulators.models.base import (
     Duration,
     NoParams,
     Params,
+    Table,
 )
 from simulators.models.curves import Peak, ValueNoise, hour_of_day, is_workday, peaks, plateau, stable_seed
 
@@ -69,10 +70,11 @@ class MeterModel(DeviceModel):
     """One meter of one kind; `rated` is peak kW (electric), or peak m³/h (water, gas, heat)."""
 
     family = Family.METER
-    ACTIONS = {"outage": NoParams, "restore": NoParams, "leak": LeakParams, "stop_leak": NoParams,
+    ACTIONS: ClassVar[Table] = {"outage": NoParams, "restore": NoParams, "leak": LeakParams, "stop_leak": NoParams,
                "tamper": TamperParams, "reverse": ReverseParams}
-    COMMANDS = {"close_valve": NoParams, "open_valve": NoParams, "trip": NoParams, "reclose": NoParams}
-    _KIND_ACTIONS = {"outage": {MeterKind.ELECTRIC}, "restore": {MeterKind.ELECTRIC},
+    COMMANDS: ClassVar[Table] = {"close_valve": NoParams, "open_valve": NoParams, "trip": NoParams, "reclose": NoParams}
+    _KIND_ACTIONS: ClassVar[dict[str, set[MeterKind]]] = {
+                     "outage": {MeterKind.ELECTRIC}, "restore": {MeterKind.ELECTRIC},
                      "leak": {MeterKind.WATER, MeterKind.GAS, MeterKind.HEAT},
                      "stop_leak": {MeterKind.WATER, MeterKind.GAS, MeterKind.HEAT},
                      "reverse": {MeterKind.WATER, MeterKind.HEAT}}
