@@ -113,3 +113,5 @@ def test_users_and_dead_letters(state_db: StateDatabase) -> None:
     [row] = dead.recent()
     assert (row.reason, row.device_key, row.payload_excerpt, row.received_at) == ("bad_json", "s/env/d", "{x", T0)
     assert dead.counts_by_reason() == {"bad_json": 1}
+    dead.add([Rejection(T0, "t", "bad_value", "x", b"", "s/env/d"), Rejection(T0, "odd/topic", "bad_topic", "", b"")])
+    assert dead.counts_by_device() == {"s/env/d": 2, "odd/topic": 1}

@@ -22,4 +22,5 @@ def list_dead_letters(
          "device": r.device_key, "reason": r.reason, "detail": r.detail, "payload_excerpt": r.payload_excerpt}
         for r in rows
     ]
-    return {"items": items, "counts_by_reason": services.dead_letters.counts_by_reason()}
+    return {"items": items, "counts_by_reason": services.dead_letters.counts_by_reason(),
+            "top_devices": services.dead_letters.counts_by_device()}

@@ -53,6 +53,13 @@ class DeadLetterStore:
         with self._db.session() as session:
             return list(session.scalars(query))
 
+    def counts_by_device(self, limit: int = 20) -> dict[str, int]:
+        """The devices (or topics, when no device could be named) with the most rejections."""
+        key = func.coalesce(DeadLetter.device_key, DeadLetter.topic)
+        query = select(key, func.count()).group_by(key).order_by(func.count().desc()).limit(limit)
+        with self._db.session() as session:
+            return dict(session.execute(query).tuples().all())
+
     def counts_by_reason(self) -> dict[str, int]:
         query = select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
         with self._db.session() as session:
