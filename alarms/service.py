@@ -43,7 +43,11 @@ class AlarmService:
         now = self._clock.now()
         if change.kind is ChangeKind.RAISE:
             alarm, event = _raise(session, alarm, change, now)
-        elif alarm is not None and AlarmState(alarm.state).is_active:
+        elif alarm is None:
+            return None
+        elif change.kind is ChangeKind.REGRADE:
+            alarm.grade, alarm.updated_at, event = int(change.grade), now, "regraded"
+        elif AlarmState(alarm.state).is_active:
             event = _clear(alarm, change, now)
         else:
             return None
@@ -64,7 +68,7 @@ def _raise(session: Session, alarm: Alarm | None, change: ConditionChange, now: 
         session.add(alarm)
         return alarm, "raised"
     alarm.repeat_count += 1
-    alarm.value = change.value
+    alarm.value = _number(change.value)
     alarm.updated_at = now
     if alarm.state == AlarmState.RTN_UNACK.value:
         alarm.state = AlarmState.UNACK.value
@@ -72,11 +76,21 @@ def _raise(session: Session, alarm: Alarm | None, change: ConditionChange, now: 
     return alarm, "repeated"
 
 
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _jsonable(value: object) -> float | str | bool | None:
+    return value if isinstance(value, float | str | bool) or value is None else float(value)  # type: ignore[arg-type]
+
+
 def _clear(alarm: Alarm, change: ConditionChange, now: datetime) -> str:
     acked = alarm.state == AlarmState.ACKED.value
     alarm.state = (AlarmState.NORMAL if acked else AlarmState.RTN_UNACK).value
     alarm.cleared_at = change.at
-    alarm.value = change.value
+    alarm.value = _number(change.value) if change.value is not None else alarm.value
     alarm.updated_at = now
     return "cleared"
 
@@ -84,10 +98,10 @@ def _clear(alarm: Alarm, change: ConditionChange, now: datetime) -> str:
 def _new_alarm(change: ConditionChange, now: datetime) -> Alarm:
     rule, source = change.rule, change.source
     return Alarm(
-        rule_id=rule.id, source=source.key, site=source.site, family=source.family.value,
-        device_id=source.device_id, category=rule.category, grade=int(rule.grade),
+        rule_id=rule.id, source=source.key, site=source.site, family=source.family,
+        device_id=source.id, category=rule.category, grade=int(change.grade),
         state=AlarmState.UNACK.value, message_zh=change.message("zh"),
-        message_en=change.message("en"), value=change.value, raised_at=change.at,
+        message_en=change.message("en"), value=_number(change.value), raised_at=change.at,
         updated_at=now, repeat_count=0,
     )
 
@@ -96,5 +110,6 @@ def _audit(now: datetime, alarm: Alarm, event: str, change: ConditionChange) -> 
     return AuditEntry(
         at=now, actor=SYSTEM_ACTOR, action=f"alarm.{event}", entity_type="alarm",
         entity_id=str(alarm.id), reason=f"rule {change.rule.id} {change.kind.value}",
-        detail={"state": alarm.state, "value": change.value, "source": change.source.key},
+        detail={"state": alarm.state, "value": _jsonable(change.value), "source": change.source.key,
+                "grade": int(change.grade)},
     )

@@ -45,6 +45,7 @@ class _Snapshot:
     auto_sites: dict[str, bool]  # site → allows auto-registration
     known: set[_Key]  # grows by auto-accepted devices until the next refresh
     intervals: dict[_Key, float] = field(default_factory=dict)  # per-device overrides only
+    zones: dict[_Key, str] = field(default_factory=dict)  # "building/zone" of located devices
 
     @property
     def is_open(self) -> bool:
@@ -79,14 +80,17 @@ class DeviceDirectory:
         sites = {site.site: site.auto_register for site in self._source.sites()}
         known: set[_Key] = set()
         intervals: dict[_Key, float] = {}
+        zones: dict[_Key, str] = {}
         for device in self._source.devices():
             key = (device.site, device.family.value, device.device_id)
             known.add(key)
             if device.report_interval_s is not None:
                 intervals[key] = device.report_interval_s
+            if device.zone_id is not None:
+                zones[key] = f"{device.building_id or '-'}/{device.zone_id}"
         with self._lock:
             known.update(self._pending)  # queued but not yet persisted: still accepted
-            self._snapshot = _Snapshot(sites, known, intervals)
+            self._snapshot = _Snapshot(sites, known, intervals, zones)
             self._revision = revision
 
     @property
@@ -128,3 +132,7 @@ class DeviceDirectory:
         """Seconds between readings expected of `device`: its inventory override or its family's default."""
         interval = self._snapshot.intervals.get((device.site, device.family, device.device_id))
         return interval if interval is not None else DEFAULT_REPORT_INTERVAL_S[device.family]
+
+    def zone_of(self, device: DeviceRef) -> str | None:
+        """`building/zone` of the device from the inventory, or None when not located."""
+        return self._snapshot.zones.get((device.site, device.family, device.device_id))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
@@ -27,13 +28,15 @@ from ingest.sparkplug import SparkplugDecoder
 from ingest.spool import Spool, encode
 from ingest.writer import RejectReadings, TelemetryWriter
 from rules.engine import RuleEngine
-from rules.library import default_rules
+from rules.loader import default_rules
+from rules.model import ConditionChange
 from runtime.bus import AlarmBusPublisher
 from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore, Rejection
 from storage.state.registry import RegistryStore
+from storage.state.rule_state import RuleStateStore
 from storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
@@ -47,25 +50,42 @@ def open_telemetry_store(settings: Settings) -> TelemetryStore:
 
 
 class RulePipeline:
-    """Live readings through the rules into alarms. Runs after the batch is spooled and
-    acknowledged, never waiting for the telemetry store."""
+    """Live readings and presence through the rules into alarms. Runs after the batch is
+    spooled and acknowledged, never waiting for the telemetry store. Alarm transitions are
+    committed before the rule state that produced them is saved: after a crash in between, the
+    rule fires again and the alarm service counts a repeat instead of losing the alarm."""
 
-    def __init__(self, engine: RuleEngine, alarms: AlarmService, clock: Clock) -> None:
-        self._engine, self._alarms, self._clock = engine, alarms, clock
+    def __init__(self, engine: RuleEngine, alarms: AlarmService, states: RuleStateStore, clock: Clock,
+                 save_every: timedelta = timedelta(seconds=2)) -> None:
+        self._engine, self._alarms, self._states, self._clock = engine, alarms, states, clock
         self._lock = threading.Lock()  # readings and timer ticks come from different threads
+        self._save_every, self._next_save = save_every, clock.now()
+        self._unsaved: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
-        with self._lock:
-            changes = self._engine.process(readings)
-        self._alarms.apply(changes)
+        self._run(lambda: self._engine.process(readings))
+
+    def on_presence(self, events: Sequence[PresenceEvent]) -> None:
+        _log_presence(events)
+        self._run(lambda: self._engine.presence(events))
 
     def now(self) -> datetime:
         return self._clock.now()
 
     def tick(self) -> None:
+        self._run(lambda: self._engine.tick(self._clock.now()), force_save=True)
+
+    def _run(self, evaluate: Callable[[], list[ConditionChange]], force_save: bool = False) -> None:
+        # One lock around evaluation, alarm commit and state save, so that saves never overtake
+        # each other; alarm transitions are rare and state saves are batched every few seconds.
         with self._lock:
-            changes = self._engine.tick(self._clock.now())
-        self._alarms.apply(changes)
+            changes = evaluate()
+            self._unsaved.update(self._engine.take_dirty())
+            self._alarms.apply(changes)
+            now = self._clock.now()
+            if changes or (force_save and now >= self._next_save):
+                self._states.save(self._unsaved, now)
+                self._unsaved, self._next_save = {}, now + self._save_every
 
 
 @dataclass
@@ -105,7 +125,7 @@ class IngestProcess:
         while not self._stop.wait(self.tick_seconds):
             try:
                 self.pipeline.tick()
-                _log_presence(self.presence.sweep(self.pipeline.now()))
+                self.pipeline.on_presence(self.presence.sweep(self.pipeline.now()))
                 self.registry_sync()
             except Exception:
                 log.exception("rule tick failed")
@@ -120,13 +140,16 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     writer = TelemetryWriter(spool, store, _store_rejections(dead_letters, clock),
                              batch_size=settings.ingest_batch_size)
     publisher = AlarmBusPublisher(address)
-    pipeline = RulePipeline(RuleEngine(default_rules()), AlarmService(db, clock, publisher), clock)
     registry = RegistryStore(db)
     directory = DeviceDirectory(registry)
+    engine = RuleEngine(default_rules(), directory.zone_of)
+    states = RuleStateStore(db)
+    engine.restore(states.load())
+    pipeline = RulePipeline(engine, AlarmService(db, clock, publisher), states, clock)
     presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
     processor = IngestProcessor(
-        dead_letters, spool, pipeline.on_readings, writer.notify, presence, _log_presence,
+        dead_letters, spool, pipeline.on_readings, writer.notify, presence, pipeline.on_presence,
         SparkplugDecoder(), lambda topic, payload: outbox[0].publish(topic, payload), directory.check,
     )
     topics = (*subscriptions(settings.site), *host_subscriptions(settings.site))
@@ -162,8 +185,7 @@ class RegistrySync:
         self._directory.refresh_if_changed()
 
 
-def _log_presence(events: list[PresenceEvent]) -> None:
-    # Comms-failure rules consume these once the rules engine has presence rule kinds.
+def _log_presence(events: Sequence[PresenceEvent]) -> None:
     for event in events:
         what = event.device.key if event.device else f"{event.site}/gateway/{event.gateway_id}"
         log.info("%s is %s (%s)", what, "online" if event.online else "offline, values stale", event.cause.value)

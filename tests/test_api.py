@@ -19,9 +19,11 @@ from core.clock import FakeClock
 from core.domain import DeviceRef, Family, Reading, Role
 from core.settings import load_settings
 from rules.engine import RuleEngine
-from rules.library import CO2_HIGH
+from rules.loader import rule_by_id
 from runtime.api_process import build_services
 from storage.state.database import StateDatabase
+
+CO2_HIGH = rule_by_id("env.co2_high")
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 PASSWORD = "correct-horse"

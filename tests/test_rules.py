@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from core.domain import DeviceRef, Family, Reading
 from rules.engine import RuleEngine
-from rules.library import CO2_HIGH
-from rules.model import ChangeKind
+from rules.loader import rule_by_id
+from rules.model import ChangeKind, Source
+
+CO2_HIGH = rule_by_id("env.co2_high")
 
 ROOM = DeviceRef("s1", Family.ENV, "room-1")
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -56,7 +58,7 @@ def test_state_is_per_device() -> None:
     other = DeviceRef("s1", Family.ENV, "room-2")
     engine = RuleEngine([CO2_HIGH])
     changes = engine.process([co2(0, 1100), co2(30, 1100, other), co2(60, 1100), co2(60, 1100, other)])
-    assert [(c.source, c.kind) for c in changes] == [(ROOM, ChangeKind.RAISE)]
+    assert [(c.source, c.kind) for c in changes] == [(Source.of(ROOM), ChangeKind.RAISE)]
 
 
 def test_historical_readings_never_raise_or_clear() -> None:

@@ -16,11 +16,13 @@ from core.clock import FakeClock
 from core.domain import AlarmState, DeviceRef, Family, Reading, Role
 from core.errors import Conflict
 from rules.engine import RuleEngine
-from rules.library import CO2_HIGH
+from rules.loader import rule_by_id
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore, Rejection
 from storage.state.models import Alarm, AuditEntry
 from storage.state.users import UserStore
+
+CO2_HIGH = rule_by_id("env.co2_high")
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 ROOM = DeviceRef("s1", Family.ENV, "room-1")

@@ -217,3 +217,14 @@ class Device(Base):
     registered_by: Mapped[str] = mapped_column(String(16), default="inventory")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class RuleState(Base):
+    """The durable evaluation state and timers of one (rule, source) of the rules engine."""
+
+    __tablename__ = "rule_state"
+
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    state: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

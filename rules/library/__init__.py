@@ -1,0 +1,1 @@
+"""The default rule library (YAML data files, one per family)."""

@@ -1,0 +1,89 @@
+"""Alarm timing shared by every rule kind: on-delay, off-delay and grade escalation.
+
+`Timing` is the durable per-(rule, source) state; `step` applies a new condition value at a
+time, `due` fires what time alone makes happen (a pending on-delay or off-delay that ran out,
+an escalation step). Raise and clear times are exact: a pending on-delay fires at
+`pending_since + on_delay`, whenever the tick that notices it comes (also after a restart).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core.domain import Grade
+from rules.model import ChangeKind, Rule
+
+Fired = list[tuple[ChangeKind, datetime, Grade]]
+
+
+@dataclass
+class Timing:
+    condition: bool | None = None
+    active: bool = False
+    pending_since: float | None = None  # epoch seconds, for JSON
+    clearing_since: float | None = None
+    raised_at: float | None = None
+    grade: int | None = None
+    value: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timing:
+        return cls(**data)
+
+    @property
+    def waiting(self) -> bool:
+        """Something may happen with time alone (for the tick's shortlist)."""
+        return self.pending_since is not None or self.clearing_since is not None or self.active
+
+
+def step(rule: Rule, t: Timing, condition: bool | None, value: Any, at: datetime) -> Fired:
+    if condition is None:
+        return []
+    t.condition, t.value = condition, value
+    stamp = at.timestamp()
+    if condition:
+        t.clearing_since = None
+        if not t.active and t.pending_since is None:
+            t.pending_since = stamp
+    else:
+        t.pending_since = None
+        if t.active and t.clearing_since is None:
+            t.clearing_since = stamp
+    return due(rule, t, at)
+
+
+def due(rule: Rule, t: Timing, now: datetime) -> Fired:
+    fired: Fired = []
+    on, off = rule.on_delay.total_seconds(), rule.off_delay.total_seconds()
+    stamp = now.timestamp()
+    if not t.active and t.pending_since is not None and stamp - t.pending_since >= on:
+        raised = t.pending_since + on
+        t.active, t.pending_since, t.raised_at, t.grade = True, None, raised, int(rule.grade)
+        fired.append((ChangeKind.RAISE, _time(raised), rule.grade))
+    if t.active and t.clearing_since is not None and stamp - t.clearing_since >= off:
+        cleared = t.clearing_since + off
+        t.active, t.clearing_since, t.raised_at, t.grade = False, None, None, None
+        fired.append((ChangeKind.CLEAR, _time(cleared), rule.grade))
+    if t.active:
+        fired.extend(_escalate(rule, t, stamp))
+    return fired
+
+
+def _escalate(rule: Rule, t: Timing, stamp: float) -> Fired:
+    fired: Fired = []
+    assert t.raised_at is not None and t.grade is not None
+    for escalation in rule.escalate:
+        at = t.raised_at + escalation.after.total_seconds()
+        if stamp >= at and escalation.grade < t.grade:
+            t.grade = int(escalation.grade)
+            fired.append((ChangeKind.REGRADE, _time(at), escalation.grade))
+    return fired
+
+
+def _time(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)

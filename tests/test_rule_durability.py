@@ -1,0 +1,90 @@
+"""Rule state and timers survive a restart of the worker (state database: SQLite and PostgreSQL).
+
+The worker is "restarted" by building a fresh engine and pipeline on the same database, as the
+ingest process does at start-up (`RuleEngine.restore(RuleStateStore.load())`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from alarms.service import AlarmService
+from core.clock import FakeClock
+from core.domain import DeviceRef, Family, Reading
+from rules.engine import RuleEngine
+from rules.loader import default_rules
+from runtime.ingest_process import RulePipeline
+from storage.state.database import StateDatabase
+from storage.state.models import Alarm
+from storage.state.rule_state import RuleStateStore
+
+T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+ROOM = DeviceRef("s1", Family.ENV, "room-1")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/s.db"
+    database = StateDatabase(url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def start_worker(db: StateDatabase, clock: FakeClock) -> RulePipeline:
+    engine = RuleEngine(default_rules())
+    states = RuleStateStore(db)
+    engine.restore(states.load())
+    return RulePipeline(engine, AlarmService(db, clock, lambda _e: None), states, clock)
+
+
+def alarms(db: StateDatabase) -> list[Alarm]:
+    with db.session() as session:
+        return list(session.scalars(select(Alarm)))
+
+
+def test_a_restart_in_the_middle_of_an_on_delay_fires_once_at_the_right_time(db: StateDatabase) -> None:
+    clock = FakeClock(T0)
+    first = start_worker(db, clock)
+    for seconds in (0, 10, 20, 30):
+        clock.set(T0 + timedelta(seconds=seconds))
+        first.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 1400.0})])
+    clock.advance(1)
+    first.tick()  # the periodic save
+    del first  # the worker dies 31 s into the 60 s on-delay
+
+    clock.set(T0 + timedelta(seconds=45))
+    second = start_worker(db, clock)
+    second.tick()
+    assert alarms(db) == []
+    clock.set(T0 + timedelta(seconds=75))  # the first tick after the restart past the delay
+    second.tick()
+    second.tick()
+    [alarm] = alarms(db)
+    assert alarm.raised_at == T0 + timedelta(seconds=60)  # counted from the first breach, not the restart
+    assert alarm.state == "unack"
+
+    third = start_worker(db, clock)  # and a restart after it fired does not fire it again
+    clock.advance(30)
+    third.tick()
+    third.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 1400.0})])
+    assert len(alarms(db)) == 1
+    assert alarms(db)[0].repeat_count == 0
+
+
+def test_a_restart_keeps_an_active_alarm_clearable(db: StateDatabase) -> None:
+    clock = FakeClock(T0)
+    first = start_worker(db, clock)
+    for seconds in (0, 60):
+        clock.set(T0 + timedelta(seconds=seconds))
+        first.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 1400.0})])
+    assert [a.state for a in alarms(db)] == ["unack"]
+    second = start_worker(db, clock)
+    clock.advance(10)
+    second.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 600.0})])
+    assert [a.state for a in alarms(db)] == ["rtn_unack"]
