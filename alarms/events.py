@@ -45,6 +45,15 @@ def alarm_view(alarm: Alarm) -> dict[str, Any]:
         "updated_at": _iso(alarm.updated_at),
         "repeat_count": alarm.repeat_count,
         "version": alarm.version,
+        "building": alarm.building,
+        "zone": alarm.zone,
+        "latching": alarm.latching,
+        "condition_active": alarm.condition_active,
+        "shelved_until": _iso(alarm.shelved_until),
+        "shelved_by": alarm.shelved_by,
+        "shelve_reason": alarm.shelve_reason,
+        "suppressed_by": alarm.suppressed_by,
+        "out_of_service": alarm.out_of_service,
     }
 
 

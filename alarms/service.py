@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alarms import lifecycle
 from alarms.events import AlarmEvent, alarm_view
 from core.clock import Clock
 from core.domain import AlarmState
@@ -47,7 +48,7 @@ class AlarmService:
             return None
         elif change.kind is ChangeKind.REGRADE:
             alarm.grade, alarm.updated_at, event = int(change.grade), now, "regraded"
-        elif AlarmState(alarm.state).is_active:
+        elif alarm.condition_active:
             event = _clear(alarm, change, now)
         else:
             return None
@@ -70,9 +71,7 @@ def _raise(session: Session, alarm: Alarm | None, change: ConditionChange, now: 
     alarm.repeat_count += 1
     alarm.value = _number(change.value)
     alarm.updated_at = now
-    if alarm.state == AlarmState.RTN_UNACK.value:
-        alarm.state = AlarmState.UNACK.value
-        alarm.cleared_at = None
+    lifecycle.process_return(alarm)
     return alarm, "repeated"
 
 
@@ -87,12 +86,10 @@ def _jsonable(value: object) -> float | str | bool | None:
 
 
 def _clear(alarm: Alarm, change: ConditionChange, now: datetime) -> str:
-    acked = alarm.state == AlarmState.ACKED.value
-    alarm.state = (AlarmState.NORMAL if acked else AlarmState.RTN_UNACK).value
-    alarm.cleared_at = change.at
+    latched = not lifecycle.process_clear(alarm, change.at)
     alarm.value = _number(change.value) if change.value is not None else alarm.value
     alarm.updated_at = now
-    return "cleared"
+    return "latched" if latched else "cleared"
 
 
 def _new_alarm(change: ConditionChange, now: datetime) -> Alarm:
@@ -100,7 +97,8 @@ def _new_alarm(change: ConditionChange, now: datetime) -> Alarm:
     return Alarm(
         rule_id=rule.id, source=source.key, site=source.site, family=source.family,
         device_id=source.id, category=rule.category, grade=int(change.grade),
-        state=AlarmState.UNACK.value, message_zh=change.message("zh"),
+        state=AlarmState.UNACK.value, latching=rule.latching, condition_active=True,
+        message_zh=change.message("zh"),
         message_en=change.message("en"), value=_number(change.value), raised_at=change.at,
         updated_at=now, repeat_count=0,
     )

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import BaseRoute
 
+from api import errors
 from api.deps import ApiServices, Services
 from api.routes import alarms, auth, dead_letters, stream
 
@@ -28,6 +29,7 @@ def v1_routes() -> Iterator[tuple[str, BaseRoute]]:
 def create_app(services: ApiServices) -> FastAPI:
     app = FastAPI(title="fmon", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.services = services
+    errors.install(app)
     v1 = APIRouter(prefix=V1_PREFIX)
     for router in V1_ROUTERS:
         v1.include_router(router)

@@ -10,6 +10,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from prometheus_client import CollectorRegistry
 
+from alarms.actions import AlarmActions
+from alarms.events import AlarmEvent
 from api.hub import EventHub
 from api.security import Principal, TokenIssuer
 from core.clock import Clock
@@ -31,6 +33,11 @@ class ApiServices:
     clock: Clock
     hub: EventHub
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    publish: Callable[[AlarmEvent], None] | None = None  # default: straight to this process's hub
+
+    def __post_init__(self) -> None:
+        publish = self.publish or (lambda event: self.hub.publish_threadsafe(event.as_message()))
+        self.actions = AlarmActions(self.db, self.clock, publish)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
@@ -70,4 +77,5 @@ def require(role: Role) -> Callable[[Principal], Principal]:
 
 
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]

@@ -187,3 +187,89 @@ def test_console_is_served(client: TestClient) -> None:
 def test_websocket_route_is_registered() -> None:
     paths = {path for path, route in v1_routes() if isinstance(route, APIWebSocketRoute)}
     assert "/api/v1/stream" in paths
+
+
+def test_alarm_detail_with_history_and_ack(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock)
+    operator = login(client, "operator")
+    [alarm] = client.get("/api/v1/alarms", headers=operator).json()["items"]
+    acked = client.post(f"/api/v1/alarms/{alarm['id']}/ack", json={"reason": "ventilation on", "version": alarm["version"]},
+                        headers=operator)
+    assert acked.status_code == 200, acked.text
+    assert (acked.json()["state"], acked.json()["acked_by"]) == ("acked", "operator")
+    detail = client.get(f"/api/v1/alarms/{alarm['id']}", headers=login(client, "viewer")).json()
+    assert [(h["action"], h["actor"], h["reason"]) for h in detail["history"]] == [
+        ("alarm.raised", "system", "rule env.co2_high raise"), ("alarm.ack", "operator", "ventilation on")]
+    assert detail["history"][1]["detail"] == {"from": "unack", "to": "acked"}
+
+
+def test_the_second_operator_gets_409(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock)
+    first, second = login(client, "operator"), login(client, "admin")
+    [alarm] = client.get("/api/v1/alarms", headers=first).json()["items"]
+    body = {"reason": "seen", "version": alarm["version"]}
+    assert client.post(f"/api/v1/alarms/{alarm['id']}/ack", json=body, headers=first).status_code == 200
+    late = client.post(f"/api/v1/alarms/{alarm['id']}/ack", json=body, headers=second)
+    assert late.status_code == 409
+    assert "reload" in late.json()["detail"]
+    again = client.post(f"/api/v1/alarms/{alarm['id']}/ack", json={"reason": "seen"}, headers=second)
+    assert again.status_code == 409  # without a version: refused by the state machine instead
+
+
+def test_shelve_rules_and_unshelve(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock)
+    headers = login(client, "operator")
+    alarm_id = client.get("/api/v1/alarms", headers=headers).json()["items"][0]["id"]
+    until = (clock.now() + timedelta(hours=2)).isoformat()
+    no_reason = client.post(f"/api/v1/alarms/{alarm_id}/shelve", json={"until": until}, headers=headers)
+    assert no_reason.status_code == 422 and "reason" in no_reason.json()["detail"]
+    too_long = (clock.now() + timedelta(hours=9)).isoformat()
+    refused = client.post(f"/api/v1/alarms/{alarm_id}/shelve", json={"reason": "x", "until": too_long},
+                          headers=headers)
+    assert refused.status_code == 422 and "limited" in refused.json()["detail"]
+    ok = client.post(f"/api/v1/alarms/{alarm_id}/shelve", json={"reason": "sensor swap", "until": until},
+                     headers=headers)
+    assert ok.status_code == 200 and ok.json()["shelve_reason"] == "sensor swap"
+    assert client.get("/api/v1/alarms?shelved=false", headers=headers).json()["total"] == 0
+    assert client.post(f"/api/v1/alarms/{alarm_id}/unshelve", json={}, headers=headers).status_code == 200
+    assert client.get("/api/v1/alarms?shelved=false", headers=headers).json()["total"] == 1
+
+
+def test_bulk_ack_reports_each_alarm(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock, "room-1")
+    raise_co2_alarm(db, clock, "room-2")
+    headers = login(client, "operator")
+    ids = [a["id"] for a in client.get("/api/v1/alarms", headers=headers).json()["items"]]
+    results = client.post("/api/v1/alarms/ack", json={"ids": [*ids, 999], "reason": "shift start"},
+                          headers=headers).json()["results"]
+    assert sorted((r["id"], r["status"]) for r in results) == sorted([(ids[0], 200), (ids[1], 200), (999, 404)])
+    again = client.post("/api/v1/alarms/ack", json={"ids": ids, "reason": "x"}, headers=headers).json()["results"]
+    assert {r["status"] for r in again} == {409}
+
+
+def test_viewers_cannot_act_and_unknown_actions_are_422(client: TestClient, db: StateDatabase,
+                                                         clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock)
+    viewer = login(client, "viewer")
+    alarm_id = client.get("/api/v1/alarms", headers=viewer).json()["items"][0]["id"]
+    assert client.post(f"/api/v1/alarms/{alarm_id}/ack", json={}, headers=viewer).status_code == 403
+    operator = login(client, "operator")
+    assert client.post(f"/api/v1/alarms/{alarm_id}/explode", json={}, headers=operator).status_code == 422
+    assert client.post(f"/api/v1/alarms/{alarm_id}/ack", json={"colour": 1}, headers=operator).status_code == 422
+    assert client.get("/api/v1/alarms/424242", headers=viewer).status_code == 404
+    assert client.post(f"/api/v1/alarms/{alarm_id}/comment", json={"reason": ""}, headers=operator).status_code == 422
+    commented = client.post(f"/api/v1/alarms/{alarm_id}/comment", json={"reason": "called the tenant"},
+                            headers=operator)
+    assert commented.status_code == 200
+
+
+def test_sorting(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock, "room-1")
+    clock.advance(5)
+    raise_co2_alarm(db, clock, "room-2")
+    headers = login(client, "viewer")
+    ids = [a["device_id"] for a in client.get("/api/v1/alarms?sort=id", headers=headers).json()["items"]]
+    assert ids == ["room-1", "room-2"]
+    ids = [a["device_id"] for a in client.get("/api/v1/alarms?sort=-id", headers=headers).json()["items"]]
+    assert ids == ["room-2", "room-1"]
+    assert client.get("/api/v1/alarms?sort=colour", headers=headers).status_code == 422

@@ -90,6 +90,15 @@ class Alarm(Base):
     updated_at: Mapped[datetime]
     repeat_count: Mapped[int] = mapped_column(default=0)
     version: Mapped[int] = mapped_column(default=1)
+    building: Mapped[str | None] = mapped_column(String(64))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    latching: Mapped[bool] = mapped_column(default=False)
+    condition_active: Mapped[bool] = mapped_column(default=True)
+    shelved_until: Mapped[datetime | None]
+    shelved_by: Mapped[str | None] = mapped_column(String(64))
+    shelve_reason: Mapped[str | None] = mapped_column(Text)
+    suppressed_by: Mapped[str | None] = mapped_column(String(200))  # by design: maintenance, parent alarm
+    out_of_service: Mapped[bool] = mapped_column(default=False)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy declarative attribute
 
