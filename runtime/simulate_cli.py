@@ -12,16 +12,27 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+import orjson
 
 from core.broker import BrokerAddress
 from core.clock import SystemClock
 from core.domain import validate_id
 from core.errors import FmonError
+
+if TYPE_CHECKING:
+    from simulators.runner import SiteRunner
+    from simulators.scenario import BoundScenario
+    from simulators.site import Site
+
+CONFIG_OPTION = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
+)
 
 
 @click.group()
@@ -80,9 +91,11 @@ def simulate_run(broker: str, site: str, seed: int, scenario: str | None, speed:
     what = f" playing {bound.scenario.name}" if bound else ""
     click.echo(f"simulating site {site} ({len(estate.devices)} devices, gateways {', '.join(estate.gateways)}){what}"
                f" against {address.url} at {speed:g}x; Ctrl-C to stop")
-    _wait(runner, duration is not None)
+    _wait(runner)
     runner.stop()
     _report(runner.stats())
+    if runner.error is not None:
+        raise click.ClickException(f"the simulation stopped: {runner.error}")
 
 
 def _start(speed: float, horizon: timedelta | None) -> datetime | None:
@@ -96,7 +109,7 @@ def _start(speed: float, horizon: timedelta | None) -> datetime | None:
     return accelerated_start(SystemClock().now(), horizon, speed)
 
 
-def _bind_scenario(name: str, estate: Any) -> Any:
+def _bind_scenario(name: str, estate: Site) -> BoundScenario:
     from simulators.scenario import ScenarioError, bind, load_scenario, scenario_path
 
     try:
@@ -105,14 +118,13 @@ def _bind_scenario(name: str, estate: Any) -> Any:
         raise click.UsageError(f"scenario {name}:\n  " + "\n  ".join(exc.problems)) from None
 
 
-def _wait(runner: Any, bounded: bool) -> None:
+def _wait(runner: SiteRunner) -> None:
+    """Until Ctrl-C / SIGTERM, or the run is over (its --duration, or a failure)."""
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    while not done.is_set():
-        if bounded and runner.wait(0.2):
-            return
-        done.wait(0.2)
+    while not done.is_set() and not runner.wait(0.2):
+        pass
 
 
 def _report(stats: dict[str, Any]) -> None:
@@ -151,6 +163,99 @@ def simulate_check(files: tuple[Path, ...], seed: int) -> None:
             click.echo(f"       {miss}", err=True)
     if failed:
         sys.exit(1)
+
+
+@simulate.command("load")
+@click.option("--broker", required=True, help="mqtt://[user:pass@]host:port or mqtts://…")
+@click.option("--devices", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Readings per second, all devices together.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds of publishing.")
+@click.option("--mode", type=click.Choice(["json", "batch", "sparkplug"]), default="json", show_default=True,
+              help="One JSON message per reading, JSON gateway batches, or Sparkplug B DDATA.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Readings per gateway batch (batch mode).")
+@click.option("--qos", type=click.IntRange(0, 1), default=1, show_default=True)
+@click.option("--site", default="load", show_default=True, callback=_site_id)
+@click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the result as JSON.")
+def simulate_load(broker: str, devices: int, rate: float, duration: float, mode: str, batch_size: int, qos: int,
+                  site: str, json_out: Path | None) -> None:
+    """Publish synthetic readings at a requested rate and report the rate achieved.
+
+    Exit status 0 if the broker acknowledged everything at 95 % of the requested rate or more,
+    1 if not (the report says why).
+    """
+    from simulators.load import LoadSpec, run_load
+
+    try:
+        address = BrokerAddress.parse(broker)
+    except FmonError as exc:
+        raise click.BadParameter(str(exc), param_hint="--broker") from None
+    spec = LoadSpec(devices, rate, duration, mode, batch_size, qos, site)  # type: ignore[arg-type]
+    try:
+        result = run_load(address, spec)
+    except (ConnectionError, OSError) as exc:
+        raise click.ClickException(f"load generator: {exc}") from None
+    click.echo(result.summary())
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2))
+    if not result.reached:
+        sys.exit(1)
+
+
+@simulate.command("backfill")
+@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=90, show_default=True,
+              help="How much history to write.")
+@click.option("--site", default="demo", show_default=True, callback=_site_id)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--end", "end_text", help="Last moment of the history, ISO-8601 with offset (default: now). "
+              "The same --end and --seed write the same points again (the store overwrites them).")
+@click.option("--resolution", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Seconds between readings of a device at most (devices that report less often keep "
+                   "their own interval).")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Maintenance and failure log CSV (default: <data dir>/backfill-<site>-maintenance.csv).")
+@CONFIG_OPTION
+def simulate_backfill(days: float, site: str, seed: int, end_text: str | None, resolution: float,
+                      log_path: Path | None, config_file: Path | None) -> None:
+    """Write a simulated site's history, with degradations and failures, into the telemetry store."""
+    from runtime.backfill import BackfillOptions, run_backfill
+
+    settings = _settings(config_file)
+    end = _end_time(end_text)
+    options = BackfillOptions(site, seed, days, end, resolution, log_path=log_path)
+    total = int(timedelta(days=days).total_seconds())
+    with click.progressbar(length=total, label=f"backfilling {days:g} days of {site}", file=sys.stderr,
+                           show_pos=False, show_percent=True, show_eta=True) as bar:
+        result = run_backfill(settings, options, bar.update)
+    store = settings.influx_url or str(settings.telemetry_sqlite_path)
+    click.echo(f"{result.readings} readings ({result.values} values) of {result.devices} devices from "
+               f"{result.start.isoformat(timespec='seconds')} to {result.end.isoformat(timespec='seconds')} "
+               f"written to {store}")
+    click.echo(f"maintenance and failure log ({result.log_entries} entries): {result.log_path}")
+
+
+def _settings(config_file: Path | None) -> Any:
+    from core.errors import ConfigError
+    from core.settings import load_settings
+
+    try:
+        return load_settings(config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _end_time(text: str | None) -> datetime:
+    if text is None:
+        return SystemClock().now().replace(second=0, microsecond=0)
+    try:
+        end = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO-8601 time", param_hint="--end") from None
+    if end.tzinfo is None:
+        raise click.BadParameter("give the time with its offset, e.g. 2026-03-31T00:00:00+08:00", param_hint="--end")
+    return end.astimezone(UTC)
 
 
 def wait_for_signal() -> None:

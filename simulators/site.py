@@ -125,9 +125,9 @@ def _gas(location: str) -> Builder:
                                                        location=location)  # type: ignore[arg-type]
 
 
-def _pump(role: str, duty_day: int | None = None) -> Builder:
+def _pump(role: str, duty_week: int | None = None) -> Builder:
     return lambda ref, seed, weather: PumpModel(ref, seed=seed, weather=weather, role=role,  # type: ignore[arg-type]
-                                                duty_day=duty_day)
+                                                duty_week=duty_week)
 
 
 B1_FLOORS, B2_FLOORS = (-1, 12), (-1, 18)

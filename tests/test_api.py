@@ -193,8 +193,8 @@ def test_alarm_detail_with_history_and_ack(client: TestClient, db: StateDatabase
     raise_co2_alarm(db, clock)
     operator = login(client, "operator")
     [alarm] = client.get("/api/v1/alarms", headers=operator).json()["items"]
-    acked = client.post(f"/api/v1/alarms/{alarm['id']}/ack", json={"reason": "ventilation on", "version": alarm["version"]},
-                        headers=operator)
+    body = {"reason": "ventilation on", "version": alarm["version"]}
+    acked = client.post(f"/api/v1/alarms/{alarm['id']}/ack", json=body, headers=operator)
     assert acked.status_code == 200, acked.text
     assert (acked.json()["state"], acked.json()["acked_by"]) == ("acked", "operator")
     detail = client.get(f"/api/v1/alarms/{alarm['id']}", headers=login(client, "viewer")).json()

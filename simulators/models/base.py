@@ -199,9 +199,9 @@ class DeviceModel:
 
     # --- scenario actions ---------------------------------------------------------------------
 
-    @classmethod
-    def actions(cls) -> dict[str, type[Params]]:
-        return {**GENERIC_ACTIONS, **cls.ACTIONS}
+    def actions(self) -> dict[str, type[Params]]:
+        """The actions a scenario may apply to this device."""
+        return {**GENERIC_ACTIONS, **self.ACTIONS}
 
     def parse_action(self, name: str, raw: Mapping[str, Any]) -> Params:
         """Validate a step's parameters for this device; raises `ActionError` or ValidationError."""

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from core.domain import Family, MetricValue
 from simulators.models.base import DeviceModel, Duration, Params, Table
 from simulators.models.curves import hour_of_day, is_workday, plateau
@@ -47,7 +49,7 @@ def crowded(people: float) -> Occupancy:
 
 class CrowdParams(Params):
     people: float
-    duration: Duration | None = None
+    duration: Duration | None = Field(None, alias="for")
 
 
 class EnvSensor(DeviceModel):

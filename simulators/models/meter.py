@@ -5,15 +5,18 @@ workdays, a residential building with morning and evening peaks, a canteen at me
 district heating in season); cumulative registers integrate the rate between readings, so they
 only ever grow. A meter reports only the metrics of its kind (`core.schema.METER_KIND_METRICS`).
 
-Faults a scenario can apply: power outage (electricity), leaks and bursts downstream of the
-meter, tampering (cover, terminal cover, magnet that makes the meter under-register) and
-reverse flow. Commands: the CJ/T 188 valve (close/open) and the DL/T 645 relay (trip/reclose).
+Faults a scenario can apply: power outage (electricity), loss of supply (water, gas, heat),
+leaks and bursts downstream of the meter, tampering (cover, terminal cover, a magnet that makes
+the meter under-register) and reverse flow. Commands: the CJ/T 188 valve (close/open) and the
+DL/T 645 relay (trip/reclose).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, ClassVar, Literal
+
+from pydantic import Field
 
 from core.domain import Family, MetricValue
 from core.schema import METER_KIND_METRICS, MeterKind
@@ -55,36 +58,42 @@ class LeakParams(Params):
     flow_m3h: float = 0.2  # extra flow through the meter: ~0.1-0.5 a dripping pipe, 10+ a burst
 
 
+class SupplyParams(Params):
+    available: bool  # false: the supply upstream of the meter has stopped (no water, no gas)
+
+
 class TamperParams(Params):
     method: Literal["cover", "terminal_cover", "magnet"]
     under_register: float = 0.3  # share of the true flow a magnet lets the meter count
-    duration: Duration | None = None
+    duration: Duration | None = Field(None, alias="for")
 
 
 class ReverseParams(Params):
     flow_m3h: float = 0.5
-    duration: Duration | None = None
+    duration: Duration | None = Field(None, alias="for")
 
 
 class MeterModel(DeviceModel):
     """One meter of one kind; `rated` is peak kW (electric), or peak m³/h (water, gas, heat)."""
 
     family = Family.METER
-    ACTIONS: ClassVar[Table] = {"outage": NoParams, "restore": NoParams, "leak": LeakParams, "stop_leak": NoParams,
-               "tamper": TamperParams, "reverse": ReverseParams}
+    ACTIONS: ClassVar[Table] = {
+        "outage": NoParams, "restore": NoParams, "supply": SupplyParams, "leak": LeakParams, "stop_leak": NoParams,
+        "tamper": TamperParams, "reverse": ReverseParams,
+    }
     COMMANDS: ClassVar[Table] = {"close_valve": NoParams, "open_valve": NoParams, "trip": NoParams, "reclose": NoParams}
-    _KIND_ACTIONS: ClassVar[dict[str, set[MeterKind]]] = {
-                     "outage": {MeterKind.ELECTRIC}, "restore": {MeterKind.ELECTRIC},
-                     "leak": {MeterKind.WATER, MeterKind.GAS, MeterKind.HEAT},
-                     "stop_leak": {MeterKind.WATER, MeterKind.GAS, MeterKind.HEAT},
-                     "reverse": {MeterKind.WATER, MeterKind.HEAT}}
+    _PIPED = frozenset({MeterKind.WATER, MeterKind.GAS, MeterKind.HEAT})
+    _KIND_ACTIONS: ClassVar[dict[str, frozenset[MeterKind]]] = {
+        "outage": frozenset({MeterKind.ELECTRIC}), "restore": frozenset({MeterKind.ELECTRIC}),
+        "supply": _PIPED, "leak": _PIPED, "stop_leak": _PIPED, "reverse": frozenset({MeterKind.WATER, MeterKind.HEAT}),
+    }
 
     def __init__(self, *args: Any, kind: MeterKind, profile: Profile, rated: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind, self.profile, self.rated = kind, profile, rated
         self.register = self.rng.uniform(1e3, 5e4)  # kWh or m³ already counted
         self.heat_kwh = self.rng.uniform(1e4, 1e5)
-        self.valve_open, self.relay_closed, self.powered = True, True, True
+        self.valve_open, self.relay_closed, self.powered, self.supplied = True, True, True, True
         self.leak_m3h = 0.0
         self._tamper: tuple[float, datetime | None] | None = None
         self._reverse: tuple[float, datetime | None] | None = None
@@ -124,7 +133,7 @@ class MeterModel(DeviceModel):
 
     def _flow(self, ts: datetime) -> float:
         """The true flow through the pipe (what a correct meter would count)."""
-        if not self.valve_open:
+        if not (self.valve_open and self.supplied):
             return 0.0
         shape = demand_shape(self.profile, ts.astimezone(self.tz))
         use = self.rated * shape * max(0.0, 1 + self.rng.gauss(0, 0.12))
@@ -156,12 +165,12 @@ class MeterModel(DeviceModel):
 
     def _heat(self, ts: datetime, hours: float) -> dict[str, MetricValue]:
         outdoor = self.weather.temp_c(ts)
-        if self.weather.heating_season(ts) and self.valve_open:
+        if self.weather.heating_season(ts) and self.valve_open and self.supplied:
             flow = self.rated * (1 + self.rng.gauss(0, 0.02)) + self.leak_m3h
             supply = min(70.0, max(40.0, 40 + 1.1 * (15 - outdoor))) + self.rng.gauss(0, 0.3)
             returned = supply - (6 + 0.25 * max(0.0, 15 - outdoor)) + self.rng.gauss(0, 0.2)
         else:
-            flow = self.leak_m3h if self.valve_open else 0.0
+            flow = self.leak_m3h if self.valve_open and self.supplied else 0.0
             supply = returned = 22 + 0.2 * (outdoor - 20) + self.rng.gauss(0, 0.2)
         flow = self._measured(ts, flow)
         power = KWH_PER_M3_K * max(0.0, flow) * max(0.0, supply - returned)
@@ -173,6 +182,10 @@ class MeterModel(DeviceModel):
                 "valve": "open" if self.valve_open else "closed", "battery_low": False}
 
     # --- scenario actions ----------------------------------------------------------------------
+
+    def actions(self) -> dict[str, type[Params]]:
+        return {name: params for name, params in super().actions().items()
+                if self.kind in self._KIND_ACTIONS.get(name, (self.kind,))}
 
     def parse_action(self, name: str, raw: Any) -> Params:
         kinds = self._KIND_ACTIONS.get(name)
@@ -196,6 +209,9 @@ class MeterModel(DeviceModel):
 
     def act_stop_leak(self, _params: NoParams, _ts: datetime) -> None:
         self.leak_m3h = 0.0
+
+    def act_supply(self, params: SupplyParams, _ts: datetime) -> None:
+        self.supplied = params.available
 
     def act_tamper(self, params: TamperParams, ts: datetime) -> None:
         until = None if params.duration is None else ts + params.duration
