@@ -17,7 +17,7 @@ from alarms import lifecycle
 from alarms.events import AlarmEvent, alarm_view
 from core.clock import Clock
 from core.domain import AlarmState
-from rules.model import ChangeKind, ConditionChange
+from rules.model import ChangeKind, ConditionChange, Source
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm, AuditEntry
 
@@ -25,9 +25,16 @@ SYSTEM_ACTOR = "system"
 Publish = Callable[[AlarmEvent], None]
 
 
+Locate = Callable[[Source], tuple[str | None, str | None]]  # (building, zone) of a source
+
+
+def nowhere(_source: Source) -> tuple[str | None, str | None]:
+    return None, None
+
+
 class AlarmService:
-    def __init__(self, db: StateDatabase, clock: Clock, publish: Publish) -> None:
-        self._db, self._clock, self._publish = db, clock, publish
+    def __init__(self, db: StateDatabase, clock: Clock, publish: Publish, locate: Locate = nowhere) -> None:
+        self._db, self._clock, self._publish, self._locate = db, clock, publish, locate
 
     def apply(self, changes: Sequence[ConditionChange]) -> list[AlarmEvent]:
         events = []
@@ -43,7 +50,7 @@ class AlarmService:
         alarm = _open_alarm(session, change.rule.id, change.source.key)
         now = self._clock.now()
         if change.kind is ChangeKind.RAISE:
-            alarm, event = _raise(session, alarm, change, now)
+            alarm, event = _raise(session, alarm, change, now, self._locate)
         elif alarm is None:
             return None
         elif change.kind is ChangeKind.REGRADE:
@@ -63,9 +70,11 @@ def _open_alarm(session: Session, rule_id: str, source: str) -> Alarm | None:
     return session.scalars(query).one_or_none()
 
 
-def _raise(session: Session, alarm: Alarm | None, change: ConditionChange, now: datetime) -> tuple[Alarm, str]:
+def _raise(session: Session, alarm: Alarm | None, change: ConditionChange, now: datetime,
+           locate: Locate) -> tuple[Alarm, str]:
     if alarm is None:
         alarm = _new_alarm(change, now)
+        alarm.building, alarm.zone = locate(change.source)
         session.add(alarm)
         return alarm, "raised"
     alarm.repeat_count += 1

@@ -136,3 +136,11 @@ class DeviceDirectory:
     def zone_of(self, device: DeviceRef) -> str | None:
         """`building/zone` of the device from the inventory, or None when not located."""
         return self._snapshot.zones.get((device.site, device.family, device.device_id))
+
+    def location(self, site: str, family: str, device_id: str) -> tuple[str | None, str | None]:
+        """(building, zone) of a registered device, for alarm filters."""
+        where = self._snapshot.zones.get((site, family, device_id))
+        if where is None:
+            return None, None
+        building, zone = where.split("/", 1)
+        return (None if building == "-" else building), zone

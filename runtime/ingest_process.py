@@ -145,7 +145,9 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     engine = RuleEngine(default_rules(), directory.zone_of)
     states = RuleStateStore(db)
     engine.restore(states.load())
-    pipeline = RulePipeline(engine, AlarmService(db, clock, publisher), states, clock)
+    alarms = AlarmService(db, clock, publisher, lambda source: directory.location(source.site, source.family,
+                                                                                source.id))
+    pipeline = RulePipeline(engine, alarms, states, clock)
     presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
     processor = IngestProcessor(

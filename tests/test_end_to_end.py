@@ -170,6 +170,7 @@ def test_co2_reading_becomes_a_listed_and_pushed_alarm(fmon: RunningFmon, unique
     assert stored.state == "unack"
     assert [(a.action, a.actor) for a in audit] == [("alarm.raised", "system")]
 
+    wait_for_readings(fmon, sent)
     assert fmon.ingest.writer.flush(20)
     assert_telemetry_stored(fmon.settings, unique_id, sent)
     assert_dead_lettered(fmon.base_url, unique_id)
@@ -184,6 +185,13 @@ def assert_metrics(base_url: str, sent: int) -> None:
     assert values['fmon_ingest_dead_letters_total{reason="bad_value"}'] == 1
     assert values["fmon_ingest_dropped_total"] == 0
     assert values["fmon_spool_depth"] == 0
+
+
+def wait_for_readings(fmon: RunningFmon, count: int, deadline_s: float = 20) -> None:
+    deadline = time.monotonic() + deadline_s
+    while fmon.ingest.processor.counters.readings < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fmon.ingest.processor.counters.readings >= count
 
 
 def assert_telemetry_stored(settings: Settings, site: str, sent: int) -> None:
@@ -252,6 +260,7 @@ def test_sparkplug_edge_node_raises_the_same_alarm(fmon: RunningFmon, unique_id:
         client.loop_stop()
         pushed = orjson.loads(ws.recv(30))
     assert (pushed["alarm"]["site"], pushed["alarm"]["device_id"], pushed["event"]) == (unique_id, "room-9", "raised")
+    wait_for_readings(fmon, 15)  # the alarm came at the 13th reading; the last ones may still be in flight
     assert fmon.ingest.writer.flush(20)
     store = open_telemetry_store(fmon.settings)
     now = SystemClock().now()
@@ -368,9 +377,7 @@ def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str
         client.publish(topic, payload, qos=1).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()
-    deadline = time.monotonic() + 20
-    while fmon.ingest.processor.counters.readings < len(Family) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_readings(fmon, len(Family))
     assert fmon.ingest.writer.flush(20)
     store = open_telemetry_store(fmon.settings)
     try:
