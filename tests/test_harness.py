@@ -117,7 +117,7 @@ def test_stop_ends_every_server_process(service_class: type[ManagedService]) -> 
     server = _started(service_class())
     pids, workdir = server.pids(), server.workdir
     assert pids
-    assert all(pid_alive(pid) for pid in pids)
+    assert pid_alive(server.pid)  # children may come and go (PostgreSQL's startup workers)
 
     server.stop()
 
