@@ -14,7 +14,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 import orjson
@@ -25,6 +25,8 @@ from core.domain import validate_id
 from core.errors import FmonError
 
 if TYPE_CHECKING:
+    from simulators.gateway import Mode
+    from simulators.load import Mode as LoadMode
     from simulators.runner import SiteRunner
     from simulators.scenario import BoundScenario
     from simulators.site import Site
@@ -83,7 +85,7 @@ def simulate_run(broker: str, site: str, seed: int, scenario: str | None, speed:
     estate = demo_estate(site, seed, interval_s=interval)
     bound = _bind_scenario(scenario, estate) if scenario else None
     horizon = duration or (bound.scenario.duration if bound else None)
-    options = RunnerOptions(speed=speed, start=_start(speed, horizon), duration=duration, mode=mode)  # type: ignore[arg-type]
+    options = RunnerOptions(speed=speed, start=_start(speed, horizon), duration=duration, mode=cast("Mode", mode))
     runner = SiteRunner(estate, mqtt_connect(address, site), SystemClock(), steps=bound.steps if bound else (),
                         options=options)
     if not runner.start():
@@ -192,7 +194,7 @@ def simulate_load(broker: str, devices: int, rate: float, duration: float, mode:
         address = BrokerAddress.parse(broker)
     except FmonError as exc:
         raise click.BadParameter(str(exc), param_hint="--broker") from None
-    spec = LoadSpec(devices, rate, duration, mode, batch_size, qos, site)  # type: ignore[arg-type]
+    spec = LoadSpec(devices, rate, duration, cast("LoadMode", mode), batch_size, qos, site)
     try:
         result = run_load(address, spec)
     except (ConnectionError, OSError) as exc:

@@ -29,7 +29,11 @@ from simulators.models import (
     PumpModel,
 )
 from simulators.models.curves import Weather
+from simulators.models.elevator import Traffic
 from simulators.models.env import crowded, lobby_occupancy, office_occupancy
+from simulators.models.gas import Location
+from simulators.models.meter import Profile
+from simulators.models.pump import Role
 from simulators.payloads import reading_body
 from simulators.timebase import CHINA_TZ
 
@@ -106,28 +110,26 @@ def _env(occupancy: Callable[[datetime], float] = office_occupancy, outdoor: boo
     return lambda ref, seed, weather: EnvSensor(ref, seed=seed, weather=weather, occupancy=occupancy, outdoor=outdoor)
 
 
-def _meter(kind: MeterKind, profile: str, rated: float) -> Builder:
-    return lambda ref, seed, weather: MeterModel(ref, seed=seed, weather=weather, kind=kind,
-                                                 profile=profile, rated=rated)  # type: ignore[arg-type]
+def _meter(kind: MeterKind, profile: Profile, rated: float) -> Builder:
+    return lambda ref, seed, weather: MeterModel(ref, seed=seed, weather=weather, kind=kind, profile=profile,
+                                                 rated=rated)
 
 
-def _lift(floors: tuple[int, int], traffic: str, peak: float) -> Builder:
+def _lift(floors: tuple[int, int], traffic: Traffic, peak: float) -> Builder:
     return lambda ref, seed, weather: ElevatorModel(ref, seed=seed, weather=weather, floors=floors,
-                                                    traffic=traffic, peak_trips_per_hour=peak)  # type: ignore[arg-type]
+                                                    traffic=traffic, peak_trips_per_hour=peak)
 
 
 def _panel(building: str, floors: tuple[int, int]) -> Builder:
     return lambda ref, seed, weather: FirePanelModel(ref, seed=seed, weather=weather, building=building, floors=floors)
 
 
-def _gas(location: str) -> Builder:
-    return lambda ref, seed, weather: GasDetectorModel(ref, seed=seed, weather=weather,
-                                                       location=location)  # type: ignore[arg-type]
+def _gas(location: Location) -> Builder:
+    return lambda ref, seed, weather: GasDetectorModel(ref, seed=seed, weather=weather, location=location)
 
 
-def _pump(role: str, duty_week: int | None = None) -> Builder:
-    return lambda ref, seed, weather: PumpModel(ref, seed=seed, weather=weather, role=role,  # type: ignore[arg-type]
-                                                duty_week=duty_week)
+def _pump(role: Role, duty_week: int | None = None) -> Builder:
+    return lambda ref, seed, weather: PumpModel(ref, seed=seed, weather=weather, role=role, duty_week=duty_week)
 
 
 B1_FLOORS, B2_FLOORS = (-1, 12), (-1, 18)

@@ -81,7 +81,8 @@ def test_count_distinct_detectors_per_zone_confirms_fire() -> None:
         event = Event("point_fire", {"zone": zone, "address": address, "component_type": component})
         return read(PANEL, seconds, (event,), fire=True)
 
-    assert engine.process([point(0, "b1-f3", 7), point(5, "b1-f3", 7), point(6, "b1-f4", 9),
+    first = [point(0, "b1-f3", 7), point(5, "b1-f3", 7), point(6, "b1-f4", 9)]
+    assert engine.process([*first,
                            point(7, "b1-f3", 12, component=30)]) == []  # same detector twice; heat; other zone
     [confirmed] = engine.process([point(30, "b1-f3", 8)])
     assert (confirmed.kind, confirmed.source.group, confirmed.value) == (ChangeKind.RAISE, "b1-f3", 2)
