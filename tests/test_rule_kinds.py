@@ -73,9 +73,9 @@ def test_event_holds_then_clears_by_time() -> None:
 
 
 def test_count_distinct_detectors_per_zone_confirms_fire() -> None:
-    engine = RuleEngine([rule("fire_panel", {"kind": "count", "codes": ["point_fire"], "attrs": {"component_type": [40]},
-                                             "window": "5m", "at_least": 2, "distinct": "address",
-                                             "group_by": "zone"})])
+    confirm = {"kind": "count", "codes": ["point_fire"], "attrs": {"component_type": [40]},
+               "window": "5m", "at_least": 2, "distinct": "address", "group_by": "zone"}
+    engine = RuleEngine([rule("fire_panel", confirm)])
 
     def point(seconds: float, zone: str, address: int, component: int = 40) -> Reading:
         event = Event("point_fire", {"zone": zone, "address": address, "component_type": component})
