@@ -99,6 +99,8 @@ class Alarm(Base):
     shelve_reason: Mapped[str | None] = mapped_column(Text)
     suppressed_by: Mapped[str | None] = mapped_column(String(200))  # by design: maintenance, parent alarm
     out_of_service: Mapped[bool] = mapped_column(default=False)
+    parent_id: Mapped[int | None] = mapped_column(index=True)  # the alarm that inhibits this one
+    incident_id: Mapped[int | None] = mapped_column(index=True)  # the incident (flood group) it belongs to
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy declarative attribute
 
@@ -237,3 +239,48 @@ class RuleState(Base):
     source: Mapped[str] = mapped_column(String(300), primary_key=True)
     state: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class Incident(Base):
+    """Alarms of one zone and cause grouped into one record; playbooks run on incidents."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_open", "site", "zone", "cause", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    building: Mapped[str | None] = mapped_column(String(64))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    cause: Mapped[str] = mapped_column(String(64))  # the alarm category, e.g. fire
+    playbook: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # open, closed
+    grade: Mapped[int] = mapped_column(Integer)  # the most severe grade among its alarms
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    alarm_count: Mapped[int] = mapped_column(default=0)
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy declarative attribute
+
+
+class Notification(Base):
+    """The notification log: what was sent to whom for which alarm and why. The unique key
+    makes a notification happen once, also across restarts."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("alarm_id", "receiver", "reason", name="uq_notifications_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(index=True)
+    receiver: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(32))  # webhook, email, wecom, dingtalk
+    reason: Mapped[str] = mapped_column(String(64))  # raised, escalation-1, renotify-3, cleared…
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
