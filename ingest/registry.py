@@ -46,6 +46,7 @@ class _Snapshot:
     known: set[_Key]  # grows by auto-accepted devices until the next refresh
     intervals: dict[_Key, float] = field(default_factory=dict)  # per-device overrides only
     zones: dict[_Key, str] = field(default_factory=dict)  # "building/zone" of located devices
+    kinds: dict[_Key, str] = field(default_factory=dict)  # e.g. meter kind: water, electric
 
     @property
     def is_open(self) -> bool:
@@ -81,6 +82,7 @@ class DeviceDirectory:
         known: set[_Key] = set()
         intervals: dict[_Key, float] = {}
         zones: dict[_Key, str] = {}
+        kinds: dict[_Key, str] = {}
         for device in self._source.devices():
             key = (device.site, device.family.value, device.device_id)
             known.add(key)
@@ -88,9 +90,11 @@ class DeviceDirectory:
                 intervals[key] = device.report_interval_s
             if device.zone_id is not None:
                 zones[key] = f"{device.building_id or '-'}/{device.zone_id}"
+            if device.kind:
+                kinds[key] = device.kind
         with self._lock:
             known.update(self._pending)  # queued but not yet persisted: still accepted
-            self._snapshot = _Snapshot(sites, known, intervals, zones)
+            self._snapshot = _Snapshot(sites, known, intervals, zones, kinds)
             self._revision = revision
 
     @property
@@ -144,3 +148,7 @@ class DeviceDirectory:
             return None, None
         building, zone = where.split("/", 1)
         return (None if building == "-" else building), zone
+
+    def kind_of(self, device: DeviceRef) -> str | None:
+        """The device's kind from the inventory (e.g. meter kind), or None."""
+        return self._snapshot.kinds.get((device.site, device.family, device.device_id))

@@ -38,6 +38,7 @@ from rules.model import (
 from rules.timing import Timing, due, step
 
 ZoneOf = Callable[[DeviceRef], str | None]
+KindOf = Callable[[DeviceRef], str | None]  # e.g. the meter kind (water, electric) from the registry
 StateKey = tuple[str, str]  # (rule id, source key)
 
 
@@ -49,8 +50,9 @@ class _Slot:
 
 
 class RuleEngine:
-    def __init__(self, rules: Iterable[Rule], zone_of: ZoneOf = lambda _d: None) -> None:
-        self._zone_of = zone_of
+    def __init__(self, rules: Iterable[Rule], zone_of: ZoneOf = lambda _d: None,
+                 kind_of: KindOf = lambda _d: None) -> None:
+        self._zone_of, self._kind_of = zone_of, kind_of
         self._slots: dict[StateKey, _Slot] = {}
         self._values: dict[DeviceRef, dict[str, MetricValue]] = defaultdict(dict)
         self._zones: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)  # (rule, zone) -> device -> clause
@@ -117,10 +119,12 @@ class RuleEngine:
             values = self._values[reading.device]
             values.update(reading.metrics)
             for rule in self._metric_rules(reading):
-                changes.extend(self._evaluate(rule, reading, values))
+                if self._applies(rule, reading.device):
+                    changes.extend(self._evaluate(rule, reading, values))
             for event in reading.events:
                 for rule in self._by_event.get((reading.device.family, event.code), ()):
-                    changes.extend(self._on_event(rule, reading, event))
+                    if self._applies(rule, reading.device):
+                        changes.extend(self._on_event(rule, reading, event))
         return changes
 
     def presence(self, events: Sequence[PresenceEvent]) -> list[ConditionChange]:
@@ -148,10 +152,18 @@ class RuleEngine:
                     else cond.count_at(c, slot.cond, now)
                 changes.extend(self._apply(rule, slot.source, value, shown, now))
             else:
-                changes.extend(self._fire(rule, key, slot, due(rule, slot.timing, now)))
+                fired = due(rule, slot.timing, now)
+                if fired:
+                    changes.extend(self._fire(rule, key, slot, fired))
+                elif not slot.timing.waiting(rule):
+                    self._waiting.discard(key)
         return changes
 
     # --- evaluation --------------------------------------------------------------------------------
+
+    def _applies(self, rule: Rule, device: DeviceRef) -> bool:
+        """A rule for some device kinds only (e.g. water meters) needs the device's kind known."""
+        return not rule.kinds_of or self._kind_of(device) in rule.kinds_of
 
     def _metric_rules(self, reading: Reading) -> list[Rule]:
         family = reading.device.family
@@ -217,7 +229,7 @@ class RuleEngine:
 
     def _fire(self, rule: Rule, key: StateKey, slot: _Slot, fired: list[Any]) -> list[ConditionChange]:
         self._dirty.add(key)
-        if slot.timing.waiting or isinstance(rule.condition, EventMatch | Count):
+        if slot.timing.waiting(rule) or isinstance(rule.condition, EventMatch | Count):
             self._waiting.add(key)
         else:
             self._waiting.discard(key)
@@ -251,7 +263,8 @@ class RuleEngine:
                 continue
             slot = _Slot(Source(*data["source"]), Timing.from_json(data["timing"]), data["cond"])
             self._slots[key] = slot
-            if slot.timing.waiting or isinstance(self._rules[key[0]].condition, EventMatch | Count):
+            if slot.timing.waiting(self._rules[key[0]]) or isinstance(self._rules[key[0]].condition,
+                                                                     EventMatch | Count):
                 self._waiting.add(key)
 
     def active(self) -> list[tuple[str, str]]:

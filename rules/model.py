@@ -340,8 +340,9 @@ class Rule(_Frozen):
         template = self.message_zh if lang == "zh" else self.message_en
         try:
             return template.format(**values)
-        except (KeyError, IndexError, ValueError):
-            return template
+        except (KeyError, IndexError, ValueError, TypeError):  # e.g. {value:.1f} with no value
+            plain = re.sub(r"\{(\w+)(?:![rsa])?(?::[^{}]*)?\}", r"{\1}", template)  # drop format specs
+            return plain.format_map(_Blank(values))
 
 
 # --- what the engine produces ----------------------------------------------------------------------
@@ -385,6 +386,16 @@ class ConditionChange:
     def message(self, lang: str) -> str:
         return self.rule.message(lang, device=self.source.id, site=self.source.site, value=self.value,
                                  zone=self.source.group or "", **_limits(self.rule))
+
+
+class _Blank(dict[str, Any]):
+    """Formats every placeholder as plain text, for values a format spec does not fit."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__({k: "" if v is None else str(v) for k, v in values.items()})
+
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def _limits(rule: Rule) -> dict[str, Any]:

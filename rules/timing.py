@@ -35,15 +35,19 @@ class Timing:
     def from_json(cls, data: dict[str, Any]) -> Timing:
         return cls(**data)
 
-    @property
-    def waiting(self) -> bool:
+    def waiting(self, rule: Rule) -> bool:
         """Something may happen with time alone (for the tick's shortlist)."""
-        return self.pending_since is not None or self.clearing_since is not None or self.active
+        if self.pending_since is not None or self.clearing_since is not None:
+            return True
+        return self.active and self.grade is not None and any(s.grade < self.grade for s in rule.escalate)
 
 
 def step(rule: Rule, t: Timing, condition: bool | None, value: Any, at: datetime) -> Fired:
+    # What ran out before this observation fires first: a backlog replayed after a restart
+    # arrives without ticks in between, and must not cancel a delay that already expired.
+    fired = due(rule, t, at)
     if condition is None:
-        return []
+        return fired
     t.condition, t.value = condition, value
     stamp = at.timestamp()
     if condition:
@@ -54,7 +58,7 @@ def step(rule: Rule, t: Timing, condition: bool | None, value: Any, at: datetime
         t.pending_since = None
         if t.active and t.clearing_since is None:
             t.clearing_since = stamp
-    return due(rule, t, at)
+    return fired + due(rule, t, at)
 
 
 def due(rule: Rule, t: Timing, now: datetime) -> Fired:
@@ -66,9 +70,9 @@ def due(rule: Rule, t: Timing, now: datetime) -> Fired:
         t.active, t.pending_since, t.raised_at, t.grade = True, None, raised, int(rule.grade)
         fired.append((ChangeKind.RAISE, _time(raised), rule.grade))
     if t.active and t.clearing_since is not None and stamp - t.clearing_since >= off:
-        cleared = t.clearing_since + off
+        cleared, grade = t.clearing_since + off, Grade(t.grade or rule.grade)  # the grade it reached
         t.active, t.clearing_since, t.raised_at, t.grade = False, None, None, None
-        fired.append((ChangeKind.CLEAR, _time(cleared), rule.grade))
+        fired.append((ChangeKind.CLEAR, _time(cleared), grade))
     if t.active:
         fired.extend(_escalate(rule, t, stamp))
     return fired

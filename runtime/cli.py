@@ -19,6 +19,7 @@ from core.errors import ConfigError, Conflict, FmonError
 from core.settings import Settings, load_settings
 from runtime.contract_cli import contract
 from runtime.inventory_cli import inventory
+from runtime.rules_cli import rules
 from runtime.simulate_cli import simulate, wait_for_signal
 
 CONFIG_OPTION = click.option(
@@ -179,6 +180,7 @@ def _check_port_free(host: str, port: int, what: str) -> None:
 main.add_command(simulate)
 main.add_command(contract)
 main.add_command(inventory)
+main.add_command(rules)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,18 +11,22 @@ import logging
 import secrets
 import signal
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
 from api.security import hash_password
 from core.broker import BrokerAddress
 from core.clock import SystemClock
 from core.domain import Role
 from core.settings import Settings
+from ingest.inventory import load_inventory
 from runtime.api_process import build_services, serve_api
 from runtime.embedded_broker import start_embedded_broker
 from runtime.ingest_process import build_ingest
 from simulators.runner import SiteRunner, mqtt_connect
 from simulators.site import demo_estate
 from storage.state.database import StateDatabase
+from storage.state.registry import RegistryStore
 from storage.state.users import UserStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,19 @@ class DemoOptions:
     password: str | None
     embedded_broker_port: int | None  # None when a real broker is given
     sim_interval: float = 5.0
+
+
+DEMO_INVENTORY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "inventory.yaml"
+
+
+def seed_inventory(db: StateDatabase, now: datetime) -> None:
+    """Register the simulated estate (buildings, zones, meter kinds) on a fresh demo database,
+    so that location- and kind-specific rules apply; an existing registry is left alone."""
+    store = RegistryStore(db)
+    if store.sites() or not DEMO_INVENTORY.is_file():
+        return
+    report = store.apply(load_inventory(DEMO_INVENTORY), now, actor="demo")
+    log.info("demo inventory imported: %s", report.counts())
 
 
 def seed_users(users: UserStore, password: str, now: object) -> None:
@@ -57,6 +74,7 @@ async def run_demo(options: DemoOptions) -> None:
     password = options.password or secrets.token_urlsafe(12)
     services = build_services(settings, db, clock)
     await asyncio.to_thread(seed_users, services.users, password, clock.now())
+    await asyncio.to_thread(seed_inventory, db, clock.now())
     ingest = build_ingest(settings, db, clock, services.metrics)  # one /metrics for the whole demo
     ingest.start()
     site = demo_estate(interval_s=options.sim_interval)  # all six device families

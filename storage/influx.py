@@ -8,18 +8,23 @@ metric reported once as `3` and once as `3.5` never conflicts in field type.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
-from core.domain import DeviceRef, Reading
+from core.domain import DeviceRef, Family, Reading, device_ref, validate_id
 from core.errors import StorageError, StoreUnavailable
-from storage.telemetry import Point
+from storage.telemetry import Point, from_epoch_ms, stored_value
 
 BATCH_LINES = 5000
+SCAN_CHUNK = 10_000  # points per chunk of a streamed (chunked=true) scan query
+_NOT_METRICS = frozenset({"time", "site", "device", "seq", "historical"})
+_FAMILIES = {family.value: family for family in Family}
 
 
 class InfluxV1Store:
@@ -48,6 +53,42 @@ class InfluxV1Store:
         series = self.influxql(q)
         rows: list[list[Any]] = series[0]["values"] if series else []
         return [Point(_parse_time(ts), _number(v)) for ts, v in rows if v is not None]
+
+    def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:
+        """Readings in [start, end), oldest first (see `TelemetryStore.scan`): one streamed,
+        chunked `SELECT *` per measurement (family), merged by time."""
+        where = f"time >= '{_iso(start)}' AND time < '{_iso(end)}'"
+        if site is not None:
+            where += f" AND \"site\"='{validate_id(site, 'site id')}'"
+        families = [_FAMILIES[name] for name in self._measurements() if name in _FAMILIES]
+        streams = [self._scan_family(family, where) for family in families]
+        return heapq.merge(*streams, key=lambda reading: reading.ts)
+
+    def _measurements(self) -> list[str]:
+        series = self.influxql("SHOW MEASUREMENTS")
+        return [str(row[0]) for row in series[0]["values"]] if series else []
+
+    def _scan_family(self, family: Family, where: str) -> Iterator[Reading]:
+        for columns, rows in self._stream(f'SELECT * FROM "{family.value}" WHERE {where}'):
+            index = {name: i for i, name in enumerate(columns)}
+            metrics = [(name, i) for name, i in index.items() if name not in _NOT_METRICS]
+            for row in rows:
+                yield _scanned(family, row, index, metrics)
+
+    def _stream(self, q: str) -> Iterator[tuple[list[str], list[list[Any]]]]:
+        """(columns, rows) of each chunk of a chunked query, as InfluxDB sends them."""
+        params = {"db": self.database, "q": q, "epoch": "ms", "chunked": "true",
+                  "chunk_size": str(SCAN_CHUNK), **self._auth_params}
+        try:
+            with self._http.stream("GET", "/query", params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check_status(response, "/query")
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield from _chunk_series(orjson.loads(line), self.database)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
 
     def influxql(self, q: str) -> list[dict[str, Any]]:
         """Run one InfluxQL statement; return its series (may be empty)."""
@@ -82,6 +123,32 @@ class InfluxV1Store:
         if response.status_code >= 400:
             raise StorageError(f"InfluxDB {path} refused ({response.status_code}): {response.text[:300]}")
         return response
+
+    @staticmethod
+    def _check_status(response: httpx.Response, path: str) -> None:
+        if response.status_code >= 500:
+            raise StoreUnavailable(f"InfluxDB {path} answered {response.status_code}: {response.text[:200]}")
+        if response.status_code >= 400:
+            raise StorageError(f"InfluxDB {path} refused ({response.status_code}): {response.text[:300]}")
+
+
+def _chunk_series(body: dict[str, Any], database: str) -> Iterator[tuple[list[str], list[list[Any]]]]:
+    for result in body.get("results", []):
+        if "error" in result:
+            raise StorageError(f"InfluxDB query failed on {database}: {result['error']}")
+        for series in result.get("series", []):
+            yield series["columns"], series.get("values", [])
+    if "error" in body:
+        raise StorageError(f"InfluxDB query failed on {database}: {body['error']}")
+
+
+def _scanned(family: Family, row: list[Any], index: dict[str, int], metrics: list[tuple[str, int]]) -> Reading:
+    device = device_ref(row[index["site"]], family.value, row[index["device"]])
+    values = {name: stored_value(family, name, row[i]) for name, i in metrics if row[i] is not None}
+    seq = row[index["seq"]] if "seq" in index else None
+    historical = bool(row[index["historical"]]) if "historical" in index else False
+    return Reading(device, from_epoch_ms(int(row[index["time"]])), values,
+                   seq=None if seq is None else int(seq), historical=historical)
 
 
 def _lines(r: Reading) -> Iterator[str]:

@@ -9,11 +9,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 
-from core.domain import DeviceRef, Reading
+from core.domain import DeviceRef, Reading, device_ref, validate_id
 from core.errors import StorageError
-from storage.telemetry import Point
+from storage.telemetry import Point, from_epoch_ms, stored_value
+
+SCAN_FETCH = 5000  # rows fetched per lock hold while scanning
+_ScanRow = tuple[int, str, str, str, str, float | None, str | None, int]  # as selected by `scan`
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -56,9 +60,48 @@ class SqliteTelemetryStore:
             rows = self._db.execute(sql, args).fetchall()
         return [Point(datetime.fromtimestamp(ms / 1000, UTC), num if txt is None else txt) for ms, num, txt in rows]
 
+    def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:
+        """Readings in [start, end), oldest first (see `TelemetryStore.scan`).
+
+        There is no index on time alone, so SQLite reads and sorts every row of the table
+        once per scan: fine for demo-sized stores, slow for years of a large site.
+        """
+        sql = ("SELECT ts_ms, site, family, device_id, metric, num, txt, historical FROM readings "
+               "WHERE ts_ms>=? AND ts_ms<?" + (" AND site=?" if site is not None else "") +
+               " ORDER BY ts_ms, site, family, device_id")
+        args: tuple[object, ...] = (_ms(start), _ms(end))
+        if site is not None:
+            args = (*args, validate_id(site, "site id"))
+        for key, rows in groupby(self._scan_rows(sql, args), key=lambda row: (row[0], row[1], row[2], row[3])):
+            yield _reading(key, list(rows))
+
+    def _scan_rows(self, sql: str, args: tuple[object, ...]) -> Iterator[_ScanRow]:
+        try:
+            with self._lock:
+                cursor = self._db.execute(sql, args)
+            try:
+                while True:
+                    with self._lock:
+                        rows = cursor.fetchmany(SCAN_FETCH)
+                    if not rows:
+                        return
+                    yield from rows
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite telemetry scan failed: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _reading(key: tuple[int, str, str, str], rows: list[_ScanRow]) -> Reading:
+    ts_ms, site, family, device_id = key
+    device = device_ref(site, family, device_id)
+    metrics = {metric: stored_value(device.family, metric, txt if txt is not None else num or 0.0)
+               for _t, _s, _f, _d, metric, num, txt, _h in rows}
+    return Reading(device, from_epoch_ms(ts_ms), metrics, historical=any(row[7] for row in rows))
 
 
 def _rows(readings: Sequence[Reading]) -> Iterator[tuple[object, ...]]:

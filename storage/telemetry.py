@@ -6,12 +6,13 @@ so replays after a crash are idempotent (as InfluxDB does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from core.domain import DeviceRef, Reading
+from core.domain import DeviceRef, Family, MetricValue, Reading
+from core.schema import metric_spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,4 +34,35 @@ class TelemetryStore(Protocol):
         """Values of one metric of one device in [start, end), oldest first."""
         ...
 
+    def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:
+        """Every stored reading with ts in [start, end) (of one site, if given), oldest first.
+
+        The values one device reported at one time come back as one `Reading`, with the metric
+        types of the schema restored (`stored_value`); events are not stored, so readings come
+        back without them. For replaying history (backtests), not for the hot path.
+        """
+        ...
+
     def close(self) -> None: ...
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def stored_value(family: Family, metric: str, value: float | bool | str) -> MetricValue:
+    """A stored value as ingest decoded it: stores keep every number as a float (and SQLite
+    booleans as 0/1), the schema says which were integers (status words) or booleans."""
+    if isinstance(value, str):
+        return value
+    spec = metric_spec(family, metric)
+    kind = spec.type if spec is not None else "number"
+    if kind == "boolean":
+        return bool(value)
+    if kind == "integer" and float(value).is_integer():
+        return int(value)
+    return value if isinstance(value, bool) else float(value)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """Exact UTC time of an epoch-milliseconds timestamp (no float rounding)."""
+    return _EPOCH + timedelta(milliseconds=ms)

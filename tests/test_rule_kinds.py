@@ -146,7 +146,7 @@ def test_off_delay_and_escalation() -> None:
     assert engine.process([read(lift, 1900, fault_code=0)]) == []  # off-delay running
     assert engine.process([read(lift, 1910, fault_code=11)]) == []  # back before it ran out: no flapping
     engine.process([read(lift, 1920, fault_code=0)])
-    assert summary(engine.tick(at(1950))) == [("clear", 1950, 3)]
+    assert summary(engine.tick(at(1950))) == [("clear", 1950, 1)]  # clears at the grade it reached
 
 
 def test_hot_reload_keeps_state_of_unchanged_rules_and_clears_removed_ones() -> None:

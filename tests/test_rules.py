@@ -72,3 +72,10 @@ def test_readings_without_the_metric_are_ignored() -> None:
     engine = RuleEngine([CO2_HIGH])
     reading = Reading(ROOM, T0, {"temp_c": 40.0})
     assert engine.process([reading]) == []
+
+
+def test_a_backlog_without_ticks_still_fires_an_expired_on_delay() -> None:
+    """After a restart the spooled backlog arrives in one batch, with no tick in between."""
+    engine = RuleEngine([CO2_HIGH])
+    changes = engine.process([co2(0, 1100), co2(30, 1100), co2(65, 900)])
+    assert kinds(changes) == [("raise", 60), ("clear", 65)]
