@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     ingest_client_id: str | None = Field(
         default=None, description="MQTT client id of the ingest worker (its persistent session); "
         "default fmon-ingest-<site>. Give each worker its own.")
+    rules_path: list[Path] = Field(
+        default_factory=list, description="rule files or directories; empty = the shipped library. "
+        "Edits are picked up while running (hot reload).")
     metrics_port: int | None = Field(default=9108, ge=1, le=65535,
                                      description="Prometheus /metrics port of `fmon ingest`; unset to disable")
 

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from core.domain import Reading
 from core.settings import Settings
 from core.sparkplug import host_subscriptions
 from core.topics import subscriptions
+from core.yamlfile import YamlFileError
 from ingest.metrics import IngestCollector
 from ingest.mqtt import MqttConsumer
 from ingest.presence import PresenceEvent, PresenceTracker
@@ -28,8 +30,8 @@ from ingest.sparkplug import SparkplugDecoder
 from ingest.spool import Spool, encode
 from ingest.writer import RejectReadings, TelemetryWriter
 from rules.engine import RuleEngine
-from rules.loader import default_rules
-from rules.model import ConditionChange
+from rules.loader import LIBRARY, load_rules, rule_files
+from rules.model import ConditionChange, Rule
 from runtime.bus import AlarmBusPublisher
 from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
@@ -75,6 +77,10 @@ class RulePipeline:
     def tick(self) -> None:
         self._run(lambda: self._engine.tick(self._clock.now()), force_save=True)
 
+    def reload(self, rules: list[Rule]) -> None:
+        """Hot reload: unchanged rules keep their state; removed rules' alarms are cleared."""
+        self._run(lambda: self._engine.replace_rules(rules, self._clock.now()), force_save=True)
+
     def _run(self, evaluate: Callable[[], list[ConditionChange]], force_save: bool = False) -> None:
         # One lock around evaluation, alarm commit and state save, so that saves never overtake
         # each other; alarm transitions are rare and state saves are batched every few seconds.
@@ -100,6 +106,7 @@ class IngestProcess:
     metrics: CollectorRegistry
     presence: PresenceTracker
     registry_sync: RegistrySync
+    rule_reloader: RuleReloader
     tick_seconds: float
 
     def __post_init__(self) -> None:
@@ -127,6 +134,7 @@ class IngestProcess:
                 self.pipeline.tick()
                 self.pipeline.on_presence(self.presence.sweep(self.pipeline.now()))
                 self.registry_sync()
+                self.rule_reloader()
             except Exception:
                 log.exception("rule tick failed")
 
@@ -142,7 +150,7 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     publisher = AlarmBusPublisher(address)
     registry = RegistryStore(db)
     directory = DeviceDirectory(registry)
-    engine = RuleEngine(default_rules(), directory.zone_of)
+    engine = RuleEngine(load_rules(settings.rules_path or [LIBRARY]), directory.zone_of, directory.kind_of)
     states = RuleStateStore(db)
     engine.restore(states.load())
     alarms = AlarmService(db, clock, publisher, lambda source: directory.location(source.site, source.family,
@@ -163,8 +171,37 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     collectors = metrics or CollectorRegistry()
     collectors.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog,
                                         clock, presence))
+    reloader = RuleReloader(settings.rules_path, pipeline)
     return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, collectors,
-                         presence, RegistrySync(registry, directory, clock), settings.rule_tick_seconds)
+                         presence, RegistrySync(registry, directory, clock), reloader, settings.rule_tick_seconds)
+
+
+class RuleReloader:
+    """Watches the rule files and reloads them when they change; a broken edit is logged and
+    the rules in force stay."""
+
+    def __init__(self, paths: list[Path], pipeline: RulePipeline) -> None:
+        self._paths, self._pipeline = paths or [LIBRARY], pipeline
+        self._seen = self._stamp()
+
+    def __call__(self) -> None:
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            rules = load_rules(self._paths)
+        except YamlFileError as exc:
+            log.error("rule files changed but are invalid; keeping the rules in force:\n%s", exc)
+            return
+        self._pipeline.reload(rules)
+        log.info("reloaded %d rules", len(rules))
+
+    def _stamp(self) -> tuple[tuple[str, float], ...]:
+        try:
+            return tuple((str(p), p.stat().st_mtime) for p in rule_files(self._paths))
+        except (OSError, YamlFileError):
+            return ()
 
 
 class RegistrySync:

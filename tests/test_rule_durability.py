@@ -88,3 +88,52 @@ def test_a_restart_keeps_an_active_alarm_clearable(db: StateDatabase) -> None:
     clock.advance(10)
     second.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 600.0})])
     assert [a.state for a in alarms(db)] == ["rtn_unack"]
+
+
+RULE = """version: 1
+rules:
+  - id: t.lel
+    cite: test
+    family: gas
+    condition: {{kind: threshold, metric: lel_pct, op: ">=", limit: {limit}}}
+    on_delay: 60s
+    category: gas
+    grade: 3
+    playbook: gas-leak
+    message_zh: "可燃气体 {{value}}"
+    message_en: "gas {{value}}"
+"""
+
+
+def test_hot_reload_of_edited_rule_files(db: StateDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    from rules.loader import load_rules
+    from runtime.ingest_process import RuleReloader
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULE.format(limit=25))
+    clock = FakeClock(T0)
+    engine = RuleEngine(load_rules([path]))
+    pipeline = RulePipeline(engine, AlarmService(db, clock, lambda _e: None), RuleStateStore(db), clock)
+    reloader = RuleReloader([path], pipeline)
+    gas = DeviceRef("s1", Family.GAS, "g1")
+    pipeline.on_readings([Reading(gas, T0, {"lel_pct": 30.0})])
+
+    path.write_text("rules: [{id: broken")  # a half-saved edit: logged, the rules in force stay
+    os.utime(path, (1, 1))
+    reloader()
+    assert "invalid" in caplog.text
+    assert [r.id for r in engine.rules] == ["t.lel"]
+
+    path.write_text(RULE.format(limit=25).replace("grade: 3", "grade: 3\n    off_delay: 5s"))
+    os.utime(path, (2, 2))
+    reloader()  # the edited rule keeps its alarm timing: the on-delay started before the reload
+    clock.set(T0 + timedelta(seconds=60))
+    pipeline.tick()
+    assert [(a.rule_id, a.raised_at) for a in alarms(db)] == [("t.lel", T0 + timedelta(seconds=60))]
+
+    path.write_text("version: 1\nrules: []\n")
+    os.utime(path, (3, 3))
+    reloader()  # the rule is gone: its alarm returns to normal instead of staying active forever
+    assert [a.state for a in alarms(db)] == ["rtn_unack"]
