@@ -738,3 +738,23 @@ def test_a_shipped_scenario_raises_its_signature_alarms(name: str) -> None:
         assert int(change.grade) == grade
     if name == "fire-false-alarm":  # one detector, reset after 5 min: never a confirmed fire
         assert "fire.alarm_confirmed" not in {c.rule.id for c in changes}
+
+
+def test_a_quiet_day_of_a_200_device_estate_raises_no_emergency() -> None:
+    """Eight copies of the demo estate (208 devices, different seeds), one simulated day through
+    the whole library: background faults may raise grade 3-4 alarms, nothing raises grade 1-2."""
+    from simulators.engine import SimEngine
+    from simulators.site import demo_estate
+
+    start = T0.replace(month=4, day=14)  # a spring Tuesday
+    sims = [SimEngine(demo_estate(f"estate-{i}", seed=100 + i), start) for i in range(8)]
+    assert sum(len(sim.site.devices) for sim in sims) >= 200
+    engine = RuleEngine(RULES, kind_of=kind_of)
+    changes: list[ConditionChange] = []
+    now, end = start, start + timedelta(days=1)
+    while now <= end:
+        readings = [reading for sim in sims for _, reading in sim.step(now).readings]
+        changes += engine.tick(now) + engine.process(readings)
+        now = max(min(sim.next_wakeup() for sim in sims), now + timedelta(seconds=1))
+    emergencies = {(c.rule.id, c.source.key) for c in raised(changes) if c.grade <= 2}
+    assert emergencies == set()
