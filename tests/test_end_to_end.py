@@ -388,3 +388,38 @@ def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str
                 assert [(p.ts, p.value) for p in points] == [(ts, expected)], f"{family.value}.{name}"
     finally:
         store.close()
+
+
+SCENARIO_ALARMS = {
+    # scenario: (simulated duration, {(rule, device): grade} expected on the scenario's devices)
+    "gas-leak-canteen": ("15m", {("gas.lel_l1", "gd-b2-canteen"): 3, ("gas.lel_l2", "gd-b2-canteen"): 1}),
+    "elevator-entrapment": ("3m", {("elevator.entrapment", "el-b2-1"): 2, ("elevator.alarm_button", "el-b2-1"): 3}),
+    "fire-b1-f3": ("4m", {("fire.alarm_unconfirmed", "fp-b1"): 3, ("fire.alarm_confirmed", "fp-b1"): 1}),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIO_ALARMS))
+def test_scenarios_through_the_real_pipeline(fmon: RunningFmon, unique_id: str, scenario: str) -> None:
+    """`fmon simulate run --scenario` (accelerated) against the broker: the scenario's devices
+    raise exactly their signature alarms, and nothing anywhere is an emergency it should not be."""
+    import subprocess
+    import sys
+
+    duration, expected = SCENARIO_ALARMS[scenario]
+    fmon_cmd = str(Path(sys.executable).parent / "fmon")
+    subprocess.run([fmon_cmd, "simulate", "run", "--broker", fmon.settings.broker_url, "--site", unique_id,
+                    "--scenario", scenario, "--speed", "120", "--duration", duration],
+                   check=True, capture_output=True, timeout=120)
+    wanted_devices = {device for _, device in expected}
+    deadline = time.monotonic() + 30
+    found: dict[tuple[str, str], int] = {}
+    while time.monotonic() < deadline:
+        with fmon.db.session() as session:
+            rows = session.scalars(select(Alarm).where(Alarm.site == unique_id)).all()
+        found = {(a.rule_id, a.device_id): a.grade for a in rows if a.device_id in wanted_devices}
+        if found == expected:
+            break
+        time.sleep(0.2)
+    assert found == expected
+    emergencies = {(a.rule_id, a.device_id) for a in rows if a.grade <= 2} - set(expected)
+    assert emergencies == set()
