@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     rules_path: list[Path] = Field(
         default_factory=list, description="rule files or directories; empty = the shipped library. "
         "Edits are picked up while running (hot reload).")
+    notify_config: Path | None = Field(
+        default=None, description="notification routing and receivers (docs/notifications.md); unset = none")
+    console_url: str | None = Field(default=None, description="base URL of the web console, for links in messages")
     metrics_port: int | None = Field(default=9108, ge=1, le=65535,
                                      description="Prometheus /metrics port of `fmon ingest`; unset to disable")
 

@@ -13,7 +13,10 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from alarms.service import AlarmService
+from alarms.events import AlarmEvent
+from alarms.notify.config import load_notify_config
+from alarms.notify.setup import Notifications, build_notifications
+from alarms.service import AlarmService, Publish
 from core.broker import BrokerAddress
 from core.clock import Clock
 from core.domain import Reading
@@ -108,6 +111,7 @@ class IngestProcess:
     registry_sync: RegistrySync
     rule_reloader: RuleReloader
     tick_seconds: float
+    notifications: Notifications | None = None
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -117,12 +121,16 @@ class IngestProcess:
         self.writer.start()
         self.publisher.start()
         self.consumer.start()
+        if self.notifications is not None:
+            self.notifications.start()
         self._ticker.start()
 
     def stop(self) -> None:
         self._stop.set()
         self.consumer.stop()
         self._ticker.join(timeout=5)
+        if self.notifications is not None:
+            self.notifications.stop()
         self.writer.stop()
         self.publisher.stop()
         self.spool.close()
@@ -137,6 +145,11 @@ class IngestProcess:
                 self.rule_reloader()
             except Exception:
                 log.exception("rule tick failed")
+            if self.notifications is not None:
+                try:  # on its own: a notification failure must not skip rule work
+                    self.notifications.scheduler.run(self.pipeline.now())
+                except Exception:
+                    log.exception("escalation run failed")
 
 
 def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
@@ -153,8 +166,13 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     engine = RuleEngine(load_rules(settings.rules_path or [LIBRARY]), directory.zone_of, directory.kind_of)
     states = RuleStateStore(db)
     engine.restore(states.load())
-    alarms = AlarmService(db, clock, publisher, lambda source: directory.location(source.site, source.family,
-                                                                                source.id))
+    notifications = None
+    if settings.notify_config is not None:  # a bad file is a ConfigError naming file:line
+        notifications = build_notifications(load_notify_config(settings.notify_config), db, clock,
+                                            console_url=settings.console_url, site=settings.site)
+    publish = publisher if notifications is None else _tee(publisher, notifications.notifier)
+    alarms = AlarmService(db, clock, publish, lambda source: directory.location(source.site, source.family,
+                                                                              source.id))
     pipeline = RulePipeline(engine, alarms, states, clock)
     presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
@@ -173,7 +191,16 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
                                         clock, presence))
     reloader = RuleReloader(settings.rules_path, pipeline)
     return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, collectors,
-                         presence, RegistrySync(registry, directory, clock), reloader, settings.rule_tick_seconds)
+                         presence, RegistrySync(registry, directory, clock), reloader, settings.rule_tick_seconds,
+                         notifications)
+
+
+def _tee(*targets: Publish) -> Publish:
+    def publish(event: AlarmEvent) -> None:
+        for target in targets:
+            target(event)
+
+    return publish
 
 
 class RuleReloader:
