@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm.exc import StaleDataError
 
-from alarms import lifecycle
+from alarms import incidents, lifecycle
 from alarms.events import AlarmEvent, alarm_view
 from alarms.service import Publish
 from core.clock import Clock
@@ -48,6 +48,7 @@ class AlarmActions:
                 before = alarm.state
                 self._apply(alarm, action, actor, reason, until, now)
                 session.add(_audit(now, actor, alarm, action, reason, before, until))
+                incidents.settle(session, alarm, now)
                 session.flush()
                 view = alarm_view(alarm)
         except StaleDataError:

@@ -54,6 +54,8 @@ def alarm_view(alarm: Alarm) -> dict[str, Any]:
         "shelve_reason": alarm.shelve_reason,
         "suppressed_by": alarm.suppressed_by,
         "out_of_service": alarm.out_of_service,
+        "parent_id": alarm.parent_id,
+        "incident_id": alarm.incident_id,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,19 +33,43 @@ def nowhere(_source: Source) -> tuple[str | None, str | None]:
     return None, None
 
 
+class Stage(Protocol):
+    """An alarm-management step (alarms.inhibit, alarms.incidents) run in the alarm's transaction
+    after its lifecycle change; returns the other alarms it changed (published as `updated`)."""
+
+    def __call__(self, session: Session, alarm: Alarm, change: ConditionChange, now: datetime) -> Sequence[Alarm]: ...
+
+
 class AlarmService:
-    def __init__(self, db: StateDatabase, clock: Clock, publish: Publish, locate: Locate = nowhere) -> None:
+    def __init__(self, db: StateDatabase, clock: Clock, publish: Publish, locate: Locate = nowhere,
+                 stages: Sequence[Stage] = ()) -> None:
         self._db, self._clock, self._publish, self._locate = db, clock, publish, locate
+        self._stages = tuple(stages)  # in pipeline order: inhibit, then incident grouping
 
     def apply(self, changes: Sequence[ConditionChange]) -> list[AlarmEvent]:
         events = []
         for change in changes:
             with self._db.session() as session:
-                event = self._apply_one(session, change)
-            if event is not None:
+                batch = self._manage(session, self._apply_one(session, change), change)
+            for event in batch:
                 events.append(event)
                 self._publish(event)
         return events
+
+    # --- alarm management stages (alarms/inhibit.py, alarms/incidents.py) -------------------------
+    def _manage(self, session: Session, event: AlarmEvent | None, change: ConditionChange) -> list[AlarmEvent]:
+        """Run the stages on the changed alarm: its event is rebuilt, the alarms they changed follow."""
+        if event is None or not self._stages:
+            return [] if event is None else [event]
+        alarm = session.get(Alarm, event.alarm["id"])
+        if alarm is None:
+            return [event]
+        now = alarm.updated_at  # the time `_apply_one` stamped: one transition's audit entries share it
+        others = {o.id: o for stage in self._stages for o in stage(session, alarm, change, now) if o.id != alarm.id}
+        session.flush()
+        related = [AlarmEvent("updated", alarm_view(other)) for other in others.values()]
+        return [AlarmEvent(event.event, alarm_view(alarm)), *related]
+    # --- end of alarm management stages -----------------------------------------------------------
 
     def _apply_one(self, session: Session, change: ConditionChange) -> AlarmEvent | None:
         alarm = _open_alarm(session, change.rule.id, change.source.key)

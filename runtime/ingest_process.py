@@ -14,6 +14,8 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from alarms.events import AlarmEvent
+from alarms.incidents import IncidentGrouper
+from alarms.inhibit import Inhibitor
 from alarms.notify.config import load_notify_config
 from alarms.notify.setup import Notifications, build_notifications
 from alarms.service import AlarmService, Publish
@@ -172,7 +174,8 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
                                             console_url=settings.console_url, site=settings.site)
     publish = publisher if notifications is None else _tee(publisher, notifications.notifier)
     alarms = AlarmService(db, clock, publish, lambda source: directory.location(source.site, source.family,
-                                                                              source.id))
+                                                                              source.id),
+                          stages=(Inhibitor(), IncidentGrouper()))
     pipeline = RulePipeline(engine, alarms, states, clock)
     presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests

@@ -417,7 +417,7 @@ def test_login_lists_open_alarms_in_chinese(page: Page, base_url: str, fake_api:
     )
     expect_grade_counts(page, {1: 1, 2: 0, 3: 2, 4: 1})
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
-    assert set(fake_api.list_queries) == {"open=true&limit=200"}
+    assert set(fake_api.list_queries) == {"open=true&suppressed=false&limit=200"}
 
 
 def test_pushed_alarms_update_the_table_without_reload(page: Page, base_url: str, fake_api: FakeApi) -> None:

@@ -165,7 +165,8 @@ def test_co2_reading_becomes_a_listed_and_pushed_alarm(fmon: RunningFmon, unique
 
     with fmon.db.session() as session:
         stored = session.get(Alarm, alarm["id"])
-        audit = session.scalars(select(AuditEntry).where(AuditEntry.entity_id == str(alarm["id"]))).all()
+        audit = session.scalars(select(AuditEntry).where(
+            AuditEntry.entity_type == "alarm", AuditEntry.entity_id == str(alarm["id"]))).all()
     assert stored is not None
     assert stored.state == "unack"
     assert [(a.action, a.actor) for a in audit] == [("alarm.raised", "system")]

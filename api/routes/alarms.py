@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from alarms.actions import Action
 from alarms.events import alarm_view
+from alarms.inhibit import children_view, visible
 from api.deps import Operator, Services, Viewer
 from api.errors import STATUS
 from core.domain import AlarmState
@@ -46,6 +47,7 @@ def list_alarms(
     site: str | None = None,
     building: str | None = None,
     shelved: bool | None = None,
+    suppressed: bool | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     sort: Annotated[list[SortKey] | None, Query()] = None,
@@ -68,6 +70,8 @@ def list_alarms(
     if open is not None:
         normal = Alarm.state == AlarmState.NORMAL.value
         query = query.where(~normal if open else normal)
+    if suppressed is not None:
+        query = query.where(visible(suppressed))
     if shelved is not None:
         is_shelved = (Alarm.shelved_until.is_not(None)) & (Alarm.shelved_until > now)
         query = query.where(is_shelved if shelved else ~is_shelved)
@@ -86,7 +90,7 @@ def get_alarm(alarm_id: int, services: Services, _: Viewer) -> dict[str, Any]:
             raise NotFound(f"no alarm {alarm_id}")
         history = session.scalars(select(AuditEntry).where(
             AuditEntry.entity_type == "alarm", AuditEntry.entity_id == str(alarm_id)).order_by(AuditEntry.id))
-        return {**alarm_view(alarm), "history": [
+        return {**alarm_view(alarm), "children": children_view(session, alarm_id), "history": [
             {"at": h.at.isoformat().replace("+00:00", "Z"), "actor": h.actor, "action": h.action,
              "reason": h.reason, "detail": h.detail} for h in history]}
 

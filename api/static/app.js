@@ -7,7 +7,8 @@
 import { getLang, isChinese, otherLang, setLang, t, translatePage } from "./i18n.js";
 
 const API = "/api/v1";
-const ALARMS_PATH = "/alarms?open=true&limit=200";
+// Suppressed alarms (inhibited by a parent alarm or by design) are recorded but not annunciated.
+const ALARMS_PATH = "/alarms?open=true&suppressed=false&limit=200";
 const TOKEN_KEY = "fmon.token";
 const USER_KEY = "fmon.user";
 const GRADES = [1, 2, 3, 4];
@@ -211,7 +212,7 @@ function applySnapshot({ items = [], total = items.length }) {
 function upsertAlarm(alarm) {
   const known = live.alarms.get(alarm.id);
   if (known && (known.version ?? 0) > (alarm.version ?? 0)) return;
-  if (alarm.state === "normal") {
+  if (alarm.state === "normal" || alarm.suppressed_by) {
     live.alarms.delete(alarm.id);
   } else {
     live.alarms.set(alarm.id, alarm);
