@@ -243,7 +243,9 @@ def is_inhibited(alarm: Alarm) -> bool:
 
 def visible(suppressed: bool = False) -> ColumnElement[bool]:
     """Filter for alarm lists: `suppressed=false` (what the console shows) or only the suppressed."""
-    return Alarm.suppressed_by.is_not(None) if suppressed else Alarm.suppressed_by.is_(None)
+    if suppressed:
+        return Alarm.suppressed_by.is_not(None) | Alarm.out_of_service.is_(True)
+    return Alarm.suppressed_by.is_(None) & Alarm.out_of_service.is_(False)
 
 
 def children_of(session: Session, alarm_id: int) -> list[Alarm]:

@@ -13,9 +13,11 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from alarms.events import AlarmEvent
+from alarms import maintenance
+from alarms.events import AlarmEvent, alarm_view
 from alarms.incidents import IncidentGrouper
 from alarms.inhibit import Inhibitor
+from alarms.maintenance import MaintenanceStage
 from alarms.notify.config import load_notify_config
 from alarms.notify.setup import Notifications, build_notifications
 from alarms.service import AlarmService, Publish
@@ -114,6 +116,7 @@ class IngestProcess:
     rule_reloader: RuleReloader
     tick_seconds: float
     notifications: Notifications | None = None
+    maintenance_expiry: MaintenanceExpiry | None = None
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -145,6 +148,8 @@ class IngestProcess:
                 self.pipeline.on_presence(self.presence.sweep(self.pipeline.now()))
                 self.registry_sync()
                 self.rule_reloader()
+                if self.maintenance_expiry is not None:
+                    self.maintenance_expiry()
             except Exception:
                 log.exception("rule tick failed")
             if self.notifications is not None:
@@ -175,7 +180,7 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     publish = publisher if notifications is None else _tee(publisher, notifications.notifier)
     alarms = AlarmService(db, clock, publish, lambda source: directory.location(source.site, source.family,
                                                                               source.id),
-                          stages=(Inhibitor(), IncidentGrouper()))
+                          stages=(MaintenanceStage(), Inhibitor(), IncidentGrouper()))
     pipeline = RulePipeline(engine, alarms, states, clock)
     presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
@@ -195,7 +200,7 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     reloader = RuleReloader(settings.rules_path, pipeline)
     return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, collectors,
                          presence, RegistrySync(registry, directory, clock), reloader, settings.rule_tick_seconds,
-                         notifications)
+                         notifications, MaintenanceExpiry(db, clock, publish))
 
 
 def _tee(*targets: Publish) -> Publish:
@@ -232,6 +237,25 @@ class RuleReloader:
             return tuple((str(p), p.stat().st_mtime) for p in rule_files(self._paths))
         except (OSError, YamlFileError):
             return ()
+
+
+class MaintenanceExpiry:
+    """Ends maintenance windows whose time ran out and publishes the alarms shown again."""
+
+    def __init__(self, db: StateDatabase, clock: Clock, publish: Publish,
+                 every: timedelta = timedelta(seconds=15)) -> None:
+        self._db, self._clock, self._publish, self._every = db, clock, publish, every
+        self._next = clock.now()
+
+    def __call__(self) -> None:
+        now = self._clock.now()
+        if now < self._next:
+            return
+        self._next = now + self._every
+        with self._db.session() as session:
+            views = [alarm_view(a) for a in maintenance.expire(session, now)]
+        for view in views:
+            self._publish(AlarmEvent("updated", view))
 
 
 class RegistrySync:

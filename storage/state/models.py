@@ -284,3 +284,21 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Maintenance(Base):
+    """Maintenance mode on a device, a zone or a piece of equipment: alarms raised there while it
+    lasts are suppressed by design (recorded, not annunciated)."""
+
+    __tablename__ = "maintenance"
+    __table_args__ = (Index("ix_maintenance_active", "site", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    target_kind: Mapped[str] = mapped_column(String(16))  # device, zone, building, equipment
+    target: Mapped[str] = mapped_column(String(200))  # site/family/device, building/zone, building, equipment id
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    until: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
