@@ -26,11 +26,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
-import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.domain import ID_PATTERN
 from core.schema import is_known_event, metric_spec
+from core.yamlfile import YamlFileError, data_path, parse_yaml, register_union_tags
 from simulators.models.base import ActionError, Duration, Params, Scalar
 from simulators.site import Site
 from simulators.timebase import CHINA_TZ
@@ -306,15 +306,10 @@ def load_scenario(path: Path) -> ScenarioFile:
 
 def parse_scenario(text: str, source: str = "<scenario>") -> ScenarioFile:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ScenarioError([f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    lines: dict[tuple[str | int, ...], int] = {}
-    if node is not None:
-        _map_lines(node, (), lines)
+        doc = parse_yaml(text, source)
+    except YamlFileError as exc:
+        raise ScenarioError(list(exc.problems)) from None
+    data, lines = doc.data, dict(doc.lines)
     if not isinstance(data, dict):
         raise ScenarioError([f"{source}:1: (document): a scenario is a mapping with name, title, steps, …"])
     try:
@@ -325,40 +320,13 @@ def parse_scenario(text: str, source: str = "<scenario>") -> ScenarioFile:
     return ScenarioFile(scenario, source, lines)
 
 
-def _map_lines(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*path, str(key.value))
-            _map_lines(value, child, lines)
-            lines[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _map_lines(item, (*path, index), lines)
-
-
 def _data_path(data: Any, loc: Sequence[str | int]) -> tuple[str | int, ...]:
-    """Pydantic's error location as a path into the data (dropping union tags like 'crosses')."""
-    path: list[str | int] = []
-    current = data
-    for part in loc:
-        in_dict = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_dict or in_list:
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, dict) and isinstance(part, str) and part not in ("", "__root__") \
-                and not _is_union_tag(part):
-            path.append(part)  # a missing field: name it
-            current = None
-    return tuple(path)
-
-
-def _is_union_tag(part: str) -> bool:
-    return part in _CHECKS or "[" in part
+    """Pydantic's error location as a path into the data (core.yamlfile, with our check tags)."""
+    return data_path(data, loc)
 
 
 _CHECKS = {"crosses", "holds", "between", "constant", "flaps", "event", "no_event", "silent", "replayed", "status"}
+register_union_tags(*_CHECKS)
 
 
 def _message(err: Mapping[str, Any]) -> str:

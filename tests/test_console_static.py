@@ -26,18 +26,9 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 from playwright.sync_api import Request as BrowserRequest
 
 from core.domain import Grade
+from tests.harness.browser import CHROMIUM_ARGS
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "api" / "static"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 SCREENSHOT = Path("/tmp/fmon-console.png")
 USERNAME = "zhang.wei"
 PASSWORD = "correct horse battery staple"
