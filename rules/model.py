@@ -302,6 +302,24 @@ class Escalation(_Frozen):
     grade: Grade
 
 
+class Level(_Frozen):
+    """While the alarm is active and its value is at or past `above` (or `below`), its grade is
+    `grade`; when the value eases, the grade falls back only after `Rule.level_hold`."""
+
+    above: float | None = None
+    below: float | None = None
+    grade: Grade
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Level:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a level needs exactly one of above or below")
+        return self
+
+    def matches(self, value: float) -> bool:
+        return value >= self.above if self.above is not None else value <= self.below  # type: ignore[operator]
+
+
 # --- the rule --------------------------------------------------------------------------------------
 
 class Rule(_Frozen):
@@ -319,6 +337,8 @@ class Rule(_Frozen):
     off_delay: Duration = timedelta(0)
     schedule: Schedule | None = None
     escalate: tuple[Escalation, ...] = ()
+    levels: tuple[Level, ...] = ()
+    level_hold: Duration = timedelta(minutes=5)
     latching: bool = False
     enabled: bool = True
 
@@ -331,7 +351,8 @@ class Rule(_Frozen):
 
     @model_validator(mode="after")
     def _escalation_more_severe(self) -> Rule:
-        for step in self.escalate:
+        steps: list[Escalation | Level] = [*self.escalate, *self.levels]
+        for step in steps:
             if step.grade >= self.grade:
                 raise ValueError(f"escalation to grade {int(step.grade)} is not more severe than {int(self.grade)}")
         return self

@@ -27,6 +27,7 @@ class Timing:
     raised_at: float | None = None
     grade: int | None = None
     value: Any = None
+    lower_since: float | None = None  # the value eased below the current level at this time
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,7 +40,9 @@ class Timing:
         """Something may happen with time alone (for the tick's shortlist)."""
         if self.pending_since is not None or self.clearing_since is not None:
             return True
-        return self.active and self.grade is not None and any(s.grade < self.grade for s in rule.escalate)
+        if not self.active or self.grade is None:
+            return False
+        return bool(rule.levels) or any(s.grade < self.grade for s in rule.escalate)
 
 
 def step(rule: Rule, t: Timing, condition: bool | None, value: Any, at: datetime) -> Fired:
@@ -79,6 +82,8 @@ def due(rule: Rule, t: Timing, now: datetime) -> Fired:
 
 
 def _escalate(rule: Rule, t: Timing, stamp: float) -> Fired:
+    """Time steps rise at their own time; value levels rise at once and fall only after the
+    value has stayed below the level for `rule.level_hold`."""
     fired: Fired = []
     assert t.raised_at is not None and t.grade is not None
     for escalation in rule.escalate:
@@ -86,7 +91,34 @@ def _escalate(rule: Rule, t: Timing, stamp: float) -> Fired:
         if stamp >= at and escalation.grade < t.grade:
             t.grade = int(escalation.grade)
             fired.append((ChangeKind.REGRADE, _time(at), escalation.grade))
+    if rule.levels:
+        fired.extend(_follow_levels(rule, t, stamp))
     return fired
+
+
+def _follow_levels(rule: Rule, t: Timing, stamp: float) -> Fired:
+    assert t.raised_at is not None and t.grade is not None
+    target = min([int(e.grade) for e in rule.escalate if stamp >= t.raised_at + e.after.total_seconds()]
+                 + [int(level.grade) for level in rule.levels if _number(t.value) is not None
+                    and level.matches(_number(t.value))]  # type: ignore[arg-type]
+                 + [int(rule.grade)])
+    if target < t.grade:
+        t.grade, t.lower_since = target, None
+        return [(ChangeKind.REGRADE, _time(stamp), Grade(target))]
+    if target == t.grade:
+        t.lower_since = None
+        return []
+    if t.lower_since is None:
+        t.lower_since = stamp
+    hold = rule.level_hold.total_seconds()
+    if stamp - t.lower_since < hold:
+        return []
+    at, t.grade, t.lower_since = t.lower_since + hold, target, None
+    return [(ChangeKind.REGRADE, _time(at), Grade(target))]
+
+
+def _number(value: Any) -> float | None:
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else float(value)
 
 
 def _time(stamp: float) -> datetime:

@@ -175,3 +175,25 @@ def test_invalid_conditions_are_refused(bad: dict[str, Any]) -> None:
 def test_historical_readings_never_raise() -> None:
     engine = RuleEngine([rule("gas", {"kind": "threshold", "metric": "lel_pct", "op": ">=", "limit": 25})])
     assert engine.process([Reading(GAS, at(0), {"lel_pct": 80.0}, historical=True)]) == []
+
+
+def test_grade_follows_value_levels_and_falls_only_after_a_hold() -> None:
+    engine = RuleEngine([rule("gas", {"kind": "threshold", "metric": "co_ppm", "op": ">=", "limit": 50},
+                              grade=3, levels=[{"above": 100, "grade": 2}, {"above": 300, "grade": 1}],
+                              level_hold="5m")])
+    assert summary(engine.process([read(GAS, 0, co_ppm=60.0)])) == [("raise", 0, 3)]
+    assert summary(engine.process([read(GAS, 10, co_ppm=350.0)])) == [("regrade", 10, 1)]  # rises at once
+    assert engine.process([read(GAS, 20, co_ppm=150.0)]) == []  # eased: the hold starts
+    assert engine.tick(at(319)) == []
+    assert summary(engine.tick(at(320))) == [("regrade", 320, 2)]  # back to grade 2 after 5 min
+    engine.process([read(GAS, 330, co_ppm=120.0), read(GAS, 400, co_ppm=320.0)])
+    assert engine.process([read(GAS, 410, co_ppm=20.0)]) != []  # clears below the limit
+
+
+def test_levels_must_be_more_severe_and_have_one_bound() -> None:
+    with pytest.raises(ValueError, match="not more severe"):
+        rule("gas", {"kind": "threshold", "metric": "co_ppm", "op": ">=", "limit": 50}, grade=2,
+             levels=[{"above": 100, "grade": 3}])
+    with pytest.raises(ValueError, match="exactly one"):
+        rule("gas", {"kind": "threshold", "metric": "co_ppm", "op": ">=", "limit": 50},
+             levels=[{"above": 100, "below": 10, "grade": 2}])
