@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import pytest
 
+from storage.state.database import StateDatabase
 from tests.harness import InfluxServer, ManagedService, MosquittoServer, PostgresServer, ServiceUnavailable
 from tests.harness.policy import service_unavailable
 
@@ -79,6 +80,18 @@ def influx_db(influxdb: InfluxServer, unique_id: str) -> Iterator[str]:
     """URL (http://127.0.0.1:PORT/NAME) of a fresh InfluxDB database named after `unique_id`."""
     yield influxdb.create_database(unique_id)
     influxdb.drop_database(unique_id)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
+    """A migrated state database, once on SQLite and once on a fresh real PostgreSQL database."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    db = StateDatabase(url)
+    db.upgrade()
+    yield db
+    db.dispose()
 
 
 @pytest.fixture

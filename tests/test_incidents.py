@@ -36,17 +36,6 @@ DETECTORS = tuple(DeviceSpec(SITE, Family.FIRE_PANEL, f"det-f3-{n:02}", "", "b1"
 EXTRA_ZONES = (ZoneSpec(SITE, "b1", F3), ZoneSpec(SITE, "b1", F4), ZoneSpec(SITE, "b1", GARAGE))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    db = StateDatabase(url)
-    db.upgrade()
-    yield db
-    db.dispose()
-
-
 def estate(db: StateDatabase) -> Plant:
     return Plant(db, inv=inventory(DETECTORS, EXTRA_ZONES))
 

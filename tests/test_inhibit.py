@@ -6,11 +6,8 @@ owning a gas detector of its own), building b1 behind gw-b1. Time moves by setti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from alarms.events import AlarmEvent
@@ -116,17 +113,6 @@ class Plant:
     def incidents(self) -> list[Incident]:
         with self.db.session() as session:
             return list(session.scalars(select(Incident).order_by(Incident.id)))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    db = StateDatabase(url)
-    db.upgrade()
-    yield db
-    db.dispose()
 
 
 B2_OFFLINE = ("el-b2-1", "el-b2-2", "env-b2-lobby", "pump-b2-1", "em-b2-main", "fp-b2")

@@ -105,17 +105,6 @@ def test_window_defaults_to_the_last_day() -> None:
 
 # --- from the database ----------------------------------------------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    db = StateDatabase(url)
-    db.upgrade()
-    yield db
-    db.dispose()
-
-
 def row(rule_source: tuple[str, str], raised: datetime, *, site: str = "s1", state: str = "unack",
         cleared: datetime | None = None, suppressed_by: str | None = None) -> Alarm:
     family, device = rule_source[1].split("/")[1:]

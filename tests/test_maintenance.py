@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,15 +27,6 @@ CO2 = rule_by_id("env.co2_high")
 PASSWORD = "maintenance-pw"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/s.db"
-    database = StateDatabase(url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 def raise_co2(db: StateDatabase, clock: FakeClock, device: str, start: float = 0) -> None:
     room = DeviceRef("s1", Family.ENV, device)
     readings = [Reading(room, T0 + timedelta(seconds=start + s), {"co2_ppm": 1300.0}) for s in (0, 60)]
@@ -50,33 +39,33 @@ def alarms(db: StateDatabase) -> dict[str, Alarm]:
         return {a.device_id: a for a in session.scalars(select(Alarm))}
 
 
-def test_alarms_in_a_zone_under_maintenance_are_suppressed_then_shown_again(db: StateDatabase) -> None:
+def test_alarms_in_a_zone_under_maintenance_are_suppressed_then_shown_again(state_db: StateDatabase) -> None:
     clock = FakeClock(T0)
-    with db.session() as session:
+    with state_db.session() as session:
         window = maintenance.start(session, "s1", "zone", "b1/f2", "replacing sensors", T0 + timedelta(hours=2),
                                    "eng1", T0)
         window_id = window.id
-    raise_co2(db, clock, "room-1")
-    assert alarms(db)["room-1"].suppressed_by == f"maintenance:{window_id}"
-    with db.session() as session:
+    raise_co2(state_db, clock, "room-1")
+    assert alarms(state_db)["room-1"].suppressed_by == f"maintenance:{window_id}"
+    with state_db.session() as session:
         released = maintenance.end(session, window_id, "eng1", "done", T0 + timedelta(minutes=30))
         assert [a.device_id for a in released] == ["room-1"]
-    assert alarms(db)["room-1"].suppressed_by is None
-    assert alarms(db)["room-1"].state == "unack"  # still active: shown, to be acknowledged
+    assert alarms(state_db)["room-1"].suppressed_by is None
+    assert alarms(state_db)["room-1"].state == "unack"  # still active: shown, to be acknowledged
 
 
-def test_a_window_that_runs_out_releases_and_normalises_cleared_alarms(db: StateDatabase) -> None:
+def test_a_window_that_runs_out_releases_and_normalises_cleared_alarms(state_db: StateDatabase) -> None:
     clock = FakeClock(T0)
-    with db.session() as session:
+    with state_db.session() as session:
         maintenance.start(session, "s1", "device", "s1/env/room-2", "calibration", T0 + timedelta(hours=1), "eng1", T0)
-    raise_co2(db, clock, "room-2")
-    with db.session() as session:
+    raise_co2(state_db, clock, "room-2")
+    with state_db.session() as session:
         alarm = session.scalars(select(Alarm)).one()
         alarm.condition_active, alarm.state = False, "rtn_unack"
-    with db.session() as session:
+    with state_db.session() as session:
         assert maintenance.expire(session, T0 + timedelta(minutes=59)) == []
         assert len(maintenance.expire(session, T0 + timedelta(hours=1))) == 1
-    assert (alarms(db)["room-2"].state, alarms(db)["room-2"].suppressed_by) == ("normal", None)
+    assert (alarms(state_db)["room-2"].state, alarms(state_db)["room-2"].suppressed_by) == ("normal", None)
 
 
 @pytest.mark.parametrize(("reason", "until", "error"), [
@@ -84,19 +73,19 @@ def test_a_window_that_runs_out_releases_and_normalises_cleared_alarms(db: State
     ("ok", T0 - timedelta(minutes=1), "future"),
     ("ok", T0 + timedelta(days=31), "30 days"),
 ])
-def test_maintenance_needs_reason_and_bounded_time(db: StateDatabase, reason: str, until: datetime,
+def test_maintenance_needs_reason_and_bounded_time(state_db: StateDatabase, reason: str, until: datetime,
                                                    error: str) -> None:
-    with pytest.raises(maintenance.InvalidRequest, match=error), db.session() as session:
+    with pytest.raises(maintenance.InvalidRequest, match=error), state_db.session() as session:
         maintenance.start(session, "s1", "device", "s1/env/x", reason, until, "eng1", T0)
 
 
-def test_api_maintenance_and_out_of_service(db: StateDatabase) -> None:
+def test_api_maintenance_and_out_of_service(state_db: StateDatabase) -> None:
     clock = FakeClock(T0)
-    services = build_services(load_settings(environment="demo"), db, clock)
+    services = build_services(load_settings(environment="demo"), state_db, clock)
     for role in Role:
         services.users.add(role.value, hash_password(PASSWORD), role, T0)
-    raise_co2(db, clock, "room-3")
-    alarm_id = alarms(db)["room-3"].id
+    raise_co2(state_db, clock, "room-3")
+    alarm_id = alarms(state_db)["room-3"].id
     with TestClient(create_app(services)) as client:
         def login(user: str) -> dict[str, str]:
             token = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,17 +30,6 @@ sites:
     devices:
       - {family: env, id: known-1, report_interval_s: 45}
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    db = StateDatabase(url)
-    db.upgrade()
-    yield db
-    db.dispose()
 
 
 @pytest.fixture(scope="module")

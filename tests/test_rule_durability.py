@@ -6,7 +6,6 @@ ingest process does at start-up (`RuleEngine.restore(RuleStateStore.load())`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,15 +26,6 @@ T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 ROOM = DeviceRef("s1", Family.ENV, "room-1")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else f"sqlite:///{tmp_path}/s.db"
-    database = StateDatabase(url)
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 def start_worker(db: StateDatabase, clock: FakeClock) -> RulePipeline:
     engine = RuleEngine(default_rules())
     states = RuleStateStore(db)
@@ -48,9 +38,9 @@ def alarms(db: StateDatabase) -> list[Alarm]:
         return list(session.scalars(select(Alarm)))
 
 
-def test_a_restart_in_the_middle_of_an_on_delay_fires_once_at_the_right_time(db: StateDatabase) -> None:
+def test_a_restart_in_the_middle_of_an_on_delay_fires_once_at_the_right_time(state_db: StateDatabase) -> None:
     clock = FakeClock(T0)
-    first = start_worker(db, clock)
+    first = start_worker(state_db, clock)
     for seconds in (0, 10, 20, 30):
         clock.set(T0 + timedelta(seconds=seconds))
         first.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 1400.0})])
@@ -59,35 +49,35 @@ def test_a_restart_in_the_middle_of_an_on_delay_fires_once_at_the_right_time(db:
     del first  # the worker dies 31 s into the 60 s on-delay
 
     clock.set(T0 + timedelta(seconds=45))
-    second = start_worker(db, clock)
+    second = start_worker(state_db, clock)
     second.tick()
-    assert alarms(db) == []
+    assert alarms(state_db) == []
     clock.set(T0 + timedelta(seconds=75))  # the first tick after the restart past the delay
     second.tick()
     second.tick()
-    [alarm] = alarms(db)
+    [alarm] = alarms(state_db)
     assert alarm.raised_at == T0 + timedelta(seconds=60)  # counted from the first breach, not the restart
     assert alarm.state == "unack"
 
-    third = start_worker(db, clock)  # and a restart after it fired does not fire it again
+    third = start_worker(state_db, clock)  # and a restart after it fired does not fire it again
     clock.advance(30)
     third.tick()
     third.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 1400.0})])
-    assert len(alarms(db)) == 1
-    assert alarms(db)[0].repeat_count == 0
+    assert len(alarms(state_db)) == 1
+    assert alarms(state_db)[0].repeat_count == 0
 
 
-def test_a_restart_keeps_an_active_alarm_clearable(db: StateDatabase) -> None:
+def test_a_restart_keeps_an_active_alarm_clearable(state_db: StateDatabase) -> None:
     clock = FakeClock(T0)
-    first = start_worker(db, clock)
+    first = start_worker(state_db, clock)
     for seconds in (0, 60):
         clock.set(T0 + timedelta(seconds=seconds))
         first.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 1400.0})])
-    assert [a.state for a in alarms(db)] == ["unack"]
-    second = start_worker(db, clock)
+    assert [a.state for a in alarms(state_db)] == ["unack"]
+    second = start_worker(state_db, clock)
     clock.advance(10)
     second.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 600.0})])
-    assert [a.state for a in alarms(db)] == ["rtn_unack"]
+    assert [a.state for a in alarms(state_db)] == ["rtn_unack"]
 
 
 RULE = """version: 1
@@ -105,7 +95,8 @@ rules:
 """
 
 
-def test_hot_reload_of_edited_rule_files(db: StateDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_hot_reload_of_edited_rule_files(state_db: StateDatabase, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
     import os
 
     from rules.loader import load_rules
@@ -115,7 +106,7 @@ def test_hot_reload_of_edited_rule_files(db: StateDatabase, tmp_path: Path, capl
     path.write_text(RULE.format(limit=25))
     clock = FakeClock(T0)
     engine = RuleEngine(load_rules([path]))
-    pipeline = RulePipeline(engine, AlarmService(db, clock, lambda _e: None), RuleStateStore(db), clock)
+    pipeline = RulePipeline(engine, AlarmService(state_db, clock, lambda _e: None), RuleStateStore(state_db), clock)
     reloader = RuleReloader([path], pipeline)
     gas = DeviceRef("s1", Family.GAS, "g1")
     pipeline.on_readings([Reading(gas, T0, {"lel_pct": 30.0})])
@@ -131,9 +122,9 @@ def test_hot_reload_of_edited_rule_files(db: StateDatabase, tmp_path: Path, capl
     reloader()  # the edited rule keeps its alarm timing: the on-delay started before the reload
     clock.set(T0 + timedelta(seconds=60))
     pipeline.tick()
-    assert [(a.rule_id, a.raised_at) for a in alarms(db)] == [("t.lel", T0 + timedelta(seconds=60))]
+    assert [(a.rule_id, a.raised_at) for a in alarms(state_db)] == [("t.lel", T0 + timedelta(seconds=60))]
 
     path.write_text("version: 1\nrules: []\n")
     os.utime(path, (3, 3))
     reloader()  # the rule is gone: its alarm returns to normal instead of staying active forever
-    assert [a.state for a in alarms(db)] == ["rtn_unack"]
+    assert [a.state for a in alarms(state_db)] == ["rtn_unack"]

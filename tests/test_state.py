@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -26,17 +24,6 @@ CO2_HIGH = rule_by_id("env.co2_high")
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 ROOM = DeviceRef("s1", Family.ENV, "room-1")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    db = StateDatabase(url)
-    db.upgrade()
-    yield db
-    db.dispose()
 
 
 def raise_and_clear(db: StateDatabase, clock: FakeClock, events: list[AlarmEvent]) -> AlarmService:
