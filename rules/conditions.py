@@ -8,7 +8,7 @@ restart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from core.domain import Event, MetricValue
@@ -137,6 +137,3 @@ def _number(value: MetricValue | None) -> float | None:
         return None
     return float(value)
 
-
-def seconds(delta: timedelta) -> float:
-    return delta.total_seconds()

@@ -13,7 +13,7 @@ A rule file::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -46,12 +46,15 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
-def load_rules(paths: Iterable[Path]) -> list[Rule]:
-    """Every rule in the files; all problems of all files are reported together."""
+Lint = Callable[[Rule], Iterable[tuple[tuple[str | int, ...], str]]]  # (field path in the rule, problem)
+
+
+def read_rules(files: Iterable[Path], lint: Lint | None = None) -> tuple[list[Rule], list[str]]:
+    """The rules of `files` and every problem found (schema, duplicate ids, and `lint`'s)."""
     problems: list[str] = []
     rules: list[Rule] = []
     seen: dict[str, str] = {}
-    for path in rule_files(paths):
+    for path in files:
         try:
             doc = read_yaml(path)
             loaded = validate(doc, RuleFile).rules
@@ -62,8 +65,16 @@ def load_rules(paths: Iterable[Path]) -> list[Rule]:
             where = doc.where(("rules", index, "id"))
             if rule.id in seen:
                 problems.append(f"{where}: duplicate rule id {rule.id!r} (first in {seen[rule.id]})")
-            seen[rule.id] = where
+            seen.setdefault(rule.id, where)
+            if lint is not None:
+                problems.extend(f"{doc.where(('rules', index, *at))}: {message}" for at, message in lint(rule))
             rules.append(rule)
+    return rules, problems
+
+
+def load_rules(paths: Iterable[Path]) -> list[Rule]:
+    """Every rule in the files; all problems of all files are reported together."""
+    rules, problems = read_rules(rule_files(paths))
     if problems:
         raise YamlFileError(problems)
     return rules

@@ -34,7 +34,7 @@ from core.schema import is_known_event, metric_spec
 from core.yamlfile import YamlDocument, YamlFileError, read_yaml, validate
 from ingest.presence import Cause, PresenceEvent
 from rules.engine import RuleEngine
-from rules.loader import LIBRARY, RuleFile, load_rules, rule_files
+from rules.loader import LIBRARY, load_rules, read_rules, rule_files
 from rules.model import (
     Anomaly,
     Band,
@@ -85,23 +85,7 @@ def check_rules(paths: Iterable[Path]) -> CheckReport:
         files = rule_files(paths)
     except YamlFileError as exc:
         return CheckReport((), (), exc.problems)
-    problems: list[str] = []
-    rules: list[Rule] = []
-    seen: dict[str, str] = {}
-    for path in files:
-        try:
-            doc = read_yaml(path)
-            loaded = validate(doc, RuleFile).rules
-        except YamlFileError as exc:
-            problems.extend(exc.problems)
-            continue
-        for index, rule in enumerate(loaded):
-            where = doc.where(("rules", index, "id"))
-            if rule.id in seen:
-                problems.append(f"{where}: duplicate rule id {rule.id!r} (first in {seen[rule.id]})")
-            seen.setdefault(rule.id, where)
-            problems.extend(f"{doc.where(('rules', index, *at))}: {message}" for at, message in lint_rule(rule))
-            rules.append(rule)
+    rules, problems = read_rules(files, lint_rule)
     return CheckReport(tuple(files), tuple(rules), tuple(problems))
 
 
