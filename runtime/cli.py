@@ -19,6 +19,8 @@ from core.errors import ConfigError, Conflict, FmonError
 from core.settings import Settings, load_settings
 from runtime.contract_cli import contract
 from runtime.inventory_cli import inventory
+from runtime.maintenance_cli import maintenance
+from runtime.playbooks_cli import playbooks
 from runtime.rules_cli import rules
 from runtime.simulate_cli import simulate, wait_for_signal
 
@@ -181,6 +183,8 @@ main.add_command(simulate)
 main.add_command(contract)
 main.add_command(inventory)
 main.add_command(rules)
+main.add_command(playbooks)
+main.add_command(maintenance)
 
 if __name__ == "__main__":
     sys.exit(main())

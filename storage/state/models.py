@@ -302,3 +302,9 @@ class Maintenance(Base):
     starts_at: Mapped[datetime]
     until: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+
+
+# The tables of running playbooks and of the equipment ledger live in their own modules; importing
+# them here registers them on Base.metadata for migrations and mapper configuration.
+from storage.state import equipment_models as _equipment_models  # noqa: E402, F401
+from storage.state import playbook_models as _playbook_models  # noqa: E402, F401

@@ -1,0 +1,20 @@
+"""equipment ledger
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-21 07:40:00
+"""
+from collections.abc import Sequence
+
+revision: str = '0008'
+down_revision: str | None = '0007'
+branch_labels: Sequence[str] | None = None
+depends_on: Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
