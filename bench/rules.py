@@ -7,7 +7,9 @@ that only a few rules match any reading. Each reading carries its family's real 
 auxiliary metric. In the main runs no generated rule watches the auxiliary metrics (more rules
 loaded, the same rules matching); the `overlap` run makes every reading also match one of the
 10 000 rules, to show what a matching rule costs. Each configuration runs in a fresh process,
-so its memory figures are its own. Prints a table and writes JSON to bench/results/.
+so its memory figures are its own. The last run repeats 10 000 rules with batch (numpy)
+evaluation switched off: the reference for the vectorized threshold and band rules, measured in
+the same run. Prints a table and writes JSON to bench/results/.
 
     .venv/bin/python -m bench.rules [--devices 100000] [--passes 3]
 """
@@ -98,6 +100,7 @@ def readings(devices: int, passes: int, seed: int) -> Iterator[tuple[int, list[R
 class Result:
     rules: int
     overlap: bool
+    vectorized: bool
     devices: int
     readings: int
     first_pass_readings_per_s: float
@@ -115,9 +118,9 @@ class Result:
     rss_before_mb: float
 
 
-def run(count: int, overlap: bool, devices: int, passes: int, seed: int) -> Result:
+def run(count: int, overlap: bool, vectorized: bool, devices: int, passes: int, seed: int) -> Result:
     """One configuration, in its own process."""
-    engine = RuleEngine(make_rules(count, overlap))
+    engine = RuleEngine(make_rules(count, overlap), vectorized=vectorized)
     evaluations = _evaluations_per_reading(count, overlap)
     before = _status_mb("VmRSS")
     first: list[float] = []  # seconds per reading of each batch: creating state, then steady
@@ -138,7 +141,7 @@ def run(count: int, overlap: bool, devices: int, passes: int, seed: int) -> Resu
     steady = steady or first
     per_reading = statistics.median(steady)  # the median batch: robust to a busy machine
     return Result(
-        rules=count, overlap=overlap, devices=devices, readings=devices * passes,
+        rules=count, overlap=overlap, vectorized=vectorized, devices=devices, readings=devices * passes,
         first_pass_readings_per_s=1 / statistics.mean(first), readings_per_s=1 / per_reading,
         us_per_reading=per_reading * 1e6, best_us_per_reading=min(steady) * 1e6,
         take_dirty_us_per_reading=statistics.median(saving) * 1e6, rule_evaluations_per_reading=evaluations,
@@ -161,9 +164,9 @@ def _status_mb(field: str) -> float:
     return 0.0
 
 
-def run_isolated(count: int, overlap: bool, devices: int, passes: int, seed: int) -> Result:
+def run_isolated(count: int, overlap: bool, vectorized: bool, devices: int, passes: int, seed: int) -> Result:
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(run, count, overlap, devices, passes, seed).result()
+        return pool.submit(run, count, overlap, vectorized, devices, passes, seed).result()
 
 
 def main() -> None:
@@ -172,14 +175,17 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3, help="readings per device (the first pass creates state)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    configs = [(10, False), (1_000, False), (10_000, False), (10_000, True)]
+    configs = [(10, False, True), (1_000, False, True), (10_000, False, True), (10_000, True, True),
+               (10_000, False, False)]
     results = []
-    print(f"{'rules':>6} {'overlap':>7} {'readings/s':>11} {'first pass/s':>12} {'us/reading':>10} {'best':>5} "
-          f"{'+take_dirty':>11} {'evals/reading':>13} {'states':>7} {'tick ms':>8} {'RSS MB':>7} {'HWM MB':>7}")
-    for count, overlap in configs:
-        r = run_isolated(count, overlap, args.devices, args.passes, args.seed)
+    print(f"{'rules':>6} {'overlap':>7} {'batch':>5} {'readings/s':>11} {'first pass/s':>12} {'us/reading':>10} "
+          f"{'best':>5} {'+take_dirty':>11} {'evals/reading':>13} {'states':>7} {'tick ms':>8} {'RSS MB':>7} "
+          f"{'HWM MB':>7}")
+    for count, overlap, vectorized in configs:
+        r = run_isolated(count, overlap, vectorized, args.devices, args.passes, args.seed)
         results.append(r)
-        print(f"{r.rules:>6} {'yes' if r.overlap else 'no':>7} {r.readings_per_s:>11,.0f} "
+        print(f"{r.rules:>6} {'yes' if r.overlap else 'no':>7} {'numpy' if r.vectorized else 'no':>5} "
+              f"{r.readings_per_s:>11,.0f} "
               f"{r.first_pass_readings_per_s:>12,.0f} {r.us_per_reading:>10.2f} {r.best_us_per_reading:>5.2f} "
               f"{r.take_dirty_us_per_reading:>11.2f} "
               f"{r.rule_evaluations_per_reading:>13.2f} {r.states:>7} {r.tick_ms:>8.1f} {r.rss_mb:>7.0f} "
@@ -188,16 +194,19 @@ def main() -> None:
     best = results[2].best_us_per_reading / results[0].best_us_per_reading
     print(f"per-reading cost, 10 000 rules / 10 rules: {ratio:.2f} median batch, {best:.2f} fastest batch "
           "(goal: about 1)")
-    _write(args, results, ratio, best)
+    speedup = results[4].us_per_reading / results[2].us_per_reading
+    print(f"batch (numpy) evaluation vs per-reading evaluation, 10 000 rules: {speedup:.2f}x readings/s")
+    _write(args, results, ratio, best, speedup)
 
 
-def _write(args: argparse.Namespace, results: list[Result], ratio: float, best: float) -> None:
+def _write(args: argparse.Namespace, results: list[Result], ratio: float, best: float, speedup: float) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"rules-{stamp}.json"
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()}
     out.write_text(json.dumps({"args": vars(args), "machine": machine, "ratio_10000_vs_10": ratio,
-                               "ratio_10000_vs_10_fastest_batch": best, "runs": [asdict(r) for r in results]},
+                               "ratio_10000_vs_10_fastest_batch": best,
+                               "vectorized_speedup_10000": speedup, "runs": [asdict(r) for r in results]},
                               indent=2))
     print(f"written {out.relative_to(RESULTS.parent.parent)}")
 

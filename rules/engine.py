@@ -2,9 +2,12 @@
 (rule, source); pure: observations and time in, condition changes out.
 
 The cost per reading depends on the rules that match its family and metrics, not on how many
-rules are loaded. Historical (store-and-forward) readings never raise or clear alarms. The
-state of every (rule, source) is a JSON-able dict: `take_dirty()` hands changed states to the
-caller for saving and `restore()` puts them back after a restart, timers included.
+rules are loaded. Threshold and band rules are evaluated a batch at a time with numpy
+(`rules.vector`): only the readings that breach, and the devices whose alarm is active or pending,
+go through the per-reading path; a reading inside the limits of an idle rule changes nothing.
+Historical (store-and-forward) readings never raise or clear alarms. The state of every
+(rule, source) is a JSON-able dict: `take_dirty()` hands changed states to the caller for saving
+and `restore()` puts them back after a restart, timers included.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from zoneinfo import ZoneInfo
 from core.domain import DeviceRef, Family, MetricValue, Reading
 from ingest.presence import PresenceEvent
 from rules import conditions as cond
+from rules import vector
 from rules.model import (
     Anomaly,
     Band,
@@ -51,8 +55,9 @@ class _Slot:
 
 class RuleEngine:
     def __init__(self, rules: Iterable[Rule], zone_of: ZoneOf = lambda _d: None,
-                 kind_of: KindOf = lambda _d: None) -> None:
-        self._zone_of, self._kind_of = zone_of, kind_of
+                 kind_of: KindOf = lambda _d: None, vectorized: bool = True) -> None:
+        """`vectorized=False` evaluates every rule per reading (the reference for tests and bench)."""
+        self._zone_of, self._kind_of, self._vectorized = zone_of, kind_of, vectorized
         self._slots: dict[StateKey, _Slot] = {}
         self._values: dict[DeviceRef, dict[str, MetricValue]] = defaultdict(dict)
         self._zones: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)  # (rule, zone) -> device -> clause
@@ -87,6 +92,7 @@ class RuleEngine:
     def _install(self, rules: list[Rule]) -> None:
         self._rules: dict[str, Rule] = {}
         self._by_metric: dict[tuple[Family, str], list[Rule]] = defaultdict(list)
+        self._by_column: dict[tuple[Family, str], list[Rule]] = defaultdict(list)  # batch-evaluated
         self._by_event: dict[tuple[Family, str], list[Rule]] = defaultdict(list)
         self._offline: dict[tuple[str, bool], list[Rule]] = defaultdict(list)
         for rule in rules:
@@ -96,6 +102,7 @@ class RuleEngine:
                 raise ValueError(f"duplicate rule id {rule.id!r}")
             self._rules[rule.id] = rule
             self._index(rule)
+        self._live = vector.live_sources(self._slots, self._rules)
 
     def _index(self, rule: Rule) -> None:
         c = rule.condition
@@ -104,6 +111,8 @@ class RuleEngine:
                 self._by_event[(rule.family, code)].append(rule)
         elif isinstance(c, Offline):
             self._offline[(rule.family.value, c.gateway)].append(rule)
+        elif self._vectorized and vector.batchable(rule):
+            self._by_column[(rule.family, c.metric)].append(rule)  # type: ignore[union-attr]
         else:
             for metric in c.metrics:
                 self._by_metric[(rule.family, metric)].append(rule)
@@ -113,12 +122,12 @@ class RuleEngine:
     def process(self, readings: Sequence[Reading]) -> list[ConditionChange]:
         """Evaluate a batch of readings in order; return the condition changes."""
         changes: list[ConditionChange] = []
-        for reading in readings:
-            if reading.historical:
-                continue
+        live = [reading for reading in readings if not reading.historical]
+        candidates = vector.candidates(live, self._by_column, self._live) if self._by_column else {}
+        for index, reading in enumerate(live):
             values = self._values[reading.device]
             values.update(reading.metrics)
-            for rule in self._metric_rules(reading):
+            for rule in self._metric_rules(reading) + candidates.get(index, []):
                 if self._applies(rule, reading.device):
                     changes.extend(self._evaluate(rule, reading, values))
             for event in reading.events:
@@ -225,7 +234,10 @@ class RuleEngine:
         slot = self._slot(rule, source)
         if rule.schedule is not None and condition and not _armed(rule, at):
             condition = False
-        return self._fire(rule, key, slot, step(rule, slot.timing, condition, value, at))
+        fired = self._fire(rule, key, slot, step(rule, slot.timing, condition, value, at))
+        if rule.id in self._live:
+            vector.track(self._live[rule.id], source.key, slot.timing)
+        return fired
 
     def _fire(self, rule: Rule, key: StateKey, slot: _Slot, fired: list[Any]) -> list[ConditionChange]:
         self._dirty.add(key)
@@ -266,6 +278,7 @@ class RuleEngine:
             if slot.timing.waiting(self._rules[key[0]]) or isinstance(self._rules[key[0]].condition,
                                                                      EventMatch | Count):
                 self._waiting.add(key)
+        self._live = vector.live_sources(self._slots, self._rules)
 
     def active(self) -> list[tuple[str, str]]:
         return [key for key, slot in self._slots.items() if slot.timing.active]
