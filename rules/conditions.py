@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from core.domain import Event, MetricValue
-from rules.model import COMPARE, Anomaly, Band, Composite, Count, EventMatch, Rate, State, Threshold
+from rules.model import COMPARE, Anomaly, Band, Composite, Count, EventMatch, Rate, SeqGap, State, Threshold
 
 Result = tuple[bool | None, Any]
 CondState = dict[str, Any]
@@ -101,6 +101,20 @@ def count_at(c: Count, st: CondState, now: datetime) -> Result:
     hits[:] = [h for h in hits if h[0] > horizon]
     seen = len({h[1] for h in hits}) if c.distinct else len(hits)
     return seen >= c.at_least, seen
+
+
+def seq_gap(c: SeqGap, st: CondState, missing: int, at: datetime) -> Result:
+    """Record `missing` readings lost just before the reading at `at`."""
+    st.setdefault("gaps", []).append([at.timestamp(), missing])
+    return seq_gap_at(c, st, at)
+
+
+def seq_gap_at(c: SeqGap, st: CondState, now: datetime) -> Result:
+    gaps: list[list[float]] = st.setdefault("gaps", [])
+    horizon = now.timestamp() - c.window.total_seconds()
+    gaps[:] = [g for g in gaps if g[0] > horizon]
+    missing = int(sum(g[1] for g in gaps))
+    return missing >= c.at_least, missing
 
 
 def count_matches(c: Count, e: Event) -> bool:

@@ -34,6 +34,7 @@ from rules.model import (
     Offline,
     Rate,
     Rule,
+    SeqGap,
     Source,
     State,
     Threshold,
@@ -44,6 +45,7 @@ from rules.timing import Timing, due, step
 ZoneOf = Callable[[DeviceRef], str | None]
 KindOf = Callable[[DeviceRef], str | None]  # e.g. the meter kind (water, electric) from the registry
 StateKey = tuple[str, str]  # (rule id, source key)
+WINDOWED = (EventMatch, Count, SeqGap)  # kinds the tick re-evaluates while they hold state
 
 
 @dataclass
@@ -60,6 +62,9 @@ class RuleEngine:
         self._zone_of, self._kind_of, self._vectorized = zone_of, kind_of, vectorized
         self._slots: dict[StateKey, _Slot] = {}
         self._values: dict[DeviceRef, dict[str, MetricValue]] = defaultdict(dict)
+        # The last `seq` per device, in memory: a gap across a restart of fmon goes uncounted,
+        # in exchange no state is written for the (almost always) gapless readings.
+        self._last_seq: dict[DeviceRef, int] = {}
         self._zones: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)  # (rule, zone) -> device -> clause
         self._waiting: set[StateKey] = set()
         self._dirty: set[StateKey] = set()
@@ -95,6 +100,7 @@ class RuleEngine:
         self._by_column: dict[tuple[Family, str], list[Rule]] = defaultdict(list)  # batch-evaluated
         self._by_event: dict[tuple[Family, str], list[Rule]] = defaultdict(list)
         self._offline: dict[tuple[str, bool], list[Rule]] = defaultdict(list)
+        self._by_seq: dict[Family, list[Rule]] = defaultdict(list)
         for rule in rules:
             if not rule.enabled:
                 continue
@@ -111,6 +117,8 @@ class RuleEngine:
                 self._by_event[(rule.family, code)].append(rule)
         elif isinstance(c, Offline):
             self._offline[(rule.family.value, c.gateway)].append(rule)
+        elif isinstance(c, SeqGap):
+            self._by_seq[rule.family].append(rule)
         elif self._vectorized and vector.batchable(rule):
             self._by_column[(rule.family, c.metric)].append(rule)  # type: ignore[union-attr]
         else:
@@ -124,7 +132,12 @@ class RuleEngine:
         changes: list[ConditionChange] = []
         live = [reading for reading in readings if not reading.historical]
         candidates = vector.candidates(live, self._by_column, self._live) if self._by_column else {}
-        for index, reading in enumerate(live):
+        index = -1
+        for reading in readings:
+            if reading.historical:
+                self._backfill_seq(reading)
+                continue
+            index += 1
             values = self._values[reading.device]
             values.update(reading.metrics)
             for rule in self._metric_rules(reading) + candidates.get(index, []):
@@ -134,7 +147,15 @@ class RuleEngine:
                 for rule in self._by_event.get((reading.device.family, event.code), ()):
                     if self._applies(rule, reading.device):
                         changes.extend(self._on_event(rule, reading, event))
+            if reading.seq is not None:
+                changes.extend(self._on_seq(reading, reading.seq))
         return changes
+
+    def _backfill_seq(self, reading: Reading) -> None:
+        """A stored-and-forwarded reading is never evaluated, but it fills its part of the `seq`
+        sequence, so that the live readings after it are no gap."""
+        if reading.seq is not None and reading.seq > self._last_seq.get(reading.device, -1):
+            self._last_seq[reading.device] = reading.seq
 
     def presence(self, events: Sequence[PresenceEvent]) -> list[ConditionChange]:
         """Offline rules: a device or gateway went offline (or came back)."""
@@ -156,10 +177,12 @@ class RuleEngine:
         for key in list(self._waiting):
             slot, rule = self._slots[key], self._rules[key[0]]
             c = rule.condition
-            if isinstance(c, EventMatch | Count):
-                value, shown = cond.event_at(c, slot.cond, now) if isinstance(c, EventMatch) \
-                    else cond.count_at(c, slot.cond, now)
+            if isinstance(c, EventMatch | Count | SeqGap):
+                value, shown = _windowed_at(c, slot.cond, now)
                 changes.extend(self._apply(rule, slot.source, value, shown, now))
+                if not value and not slot.timing.active and not slot.timing.waiting(rule):
+                    # windowed counts only fall with time: only a new observation can change this
+                    self._waiting.discard(key)
             else:
                 fired = due(rule, slot.timing, now)
                 if fired:
@@ -218,6 +241,20 @@ class RuleEngine:
             return self._apply(rule, slot.source, *cond.count(c, slot.cond, event, reading.ts), reading.ts)
         return []
 
+    def _on_seq(self, reading: Reading, seq: int) -> list[ConditionChange]:
+        """A gap in the device's counter (a counter that goes back is a device restart, not a gap)."""
+        last = self._last_seq.get(reading.device)
+        self._last_seq[reading.device] = seq
+        if last is None or seq <= last + 1:
+            return []
+        changes: list[ConditionChange] = []
+        for rule in self._by_seq.get(reading.device.family, ()):
+            if self._applies(rule, reading.device):
+                slot = self._slot(rule, Source.of(reading.device))
+                result = cond.seq_gap(rule.condition, slot.cond, seq - last - 1, reading.ts)  # type: ignore[arg-type]
+                changes.extend(self._apply(rule, slot.source, *result, reading.ts))
+        return changes
+
     def _on_zone(self, rule: Rule, c: Zone, reading: Reading, values: dict[str, MetricValue]) -> list[ConditionChange]:
         zone = self._zone_of(reading.device)
         if zone is None:
@@ -241,7 +278,7 @@ class RuleEngine:
 
     def _fire(self, rule: Rule, key: StateKey, slot: _Slot, fired: list[Any]) -> list[ConditionChange]:
         self._dirty.add(key)
-        if slot.timing.waiting(rule) or isinstance(rule.condition, EventMatch | Count):
+        if slot.timing.waiting(rule) or isinstance(rule.condition, WINDOWED):
             self._waiting.add(key)
         else:
             self._waiting.discard(key)
@@ -275,13 +312,21 @@ class RuleEngine:
                 continue
             slot = _Slot(Source(*data["source"]), Timing.from_json(data["timing"]), data["cond"])
             self._slots[key] = slot
-            if slot.timing.waiting(self._rules[key[0]]) or isinstance(self._rules[key[0]].condition,
-                                                                     EventMatch | Count):
+            if slot.timing.waiting(self._rules[key[0]]) or isinstance(self._rules[key[0]].condition, WINDOWED):
                 self._waiting.add(key)
         self._live = vector.live_sources(self._slots, self._rules)
 
     def active(self) -> list[tuple[str, str]]:
         return [key for key, slot in self._slots.items() if slot.timing.active]
+
+
+def _windowed_at(c: EventMatch | Count | SeqGap, st: dict[str, Any], now: datetime) -> cond.Result:
+    """Conditions over a time window change with time alone: events age out."""
+    if isinstance(c, EventMatch):
+        return cond.event_at(c, st, now)
+    if isinstance(c, Count):
+        return cond.count_at(c, st, now)
+    return cond.seq_gap_at(c, st, now)
 
 
 def _armed(rule: Rule, at: datetime) -> bool:

@@ -205,6 +205,19 @@ class Offline(_Frozen):
         return ()
 
 
+class SeqGap(_Frozen):
+    """Messages lost on the way: at least `at_least` readings missing, by the device's `seq`
+    counter, within `window` (a counter that goes back is a restart of the device, not a gap)."""
+
+    kind: Literal["seq_gap"]
+    window: Duration
+    at_least: int = Field(ge=1)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return ()
+
+
 class Composite(_Frozen):
     """A clause over the device's latest values (AND/OR/NOT across its metrics)."""
 
@@ -243,10 +256,11 @@ class Anomaly(_Frozen):
 
 
 Condition = Annotated[
-    Threshold | Band | Rate | State | EventMatch | Count | Offline | Composite | Zone | Anomaly,
+    Threshold | Band | Rate | State | EventMatch | Count | Offline | SeqGap | Composite | Zone | Anomaly,
     Field(discriminator="kind"),
 ]
-KINDS = ("threshold", "band", "rate", "state", "event", "count", "offline", "composite", "zone", "anomaly")
+KINDS = ("threshold", "band", "rate", "state", "event", "count", "offline", "seq_gap", "composite", "zone",
+         "anomaly")
 
 
 def _clause_metrics(clause: Clause) -> set[str]:

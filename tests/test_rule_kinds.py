@@ -197,3 +197,30 @@ def test_levels_must_be_more_severe_and_have_one_bound() -> None:
     with pytest.raises(ValueError, match="exactly one"):
         rule("gas", {"kind": "threshold", "metric": "co_ppm", "op": ">=", "limit": 50},
              levels=[{"above": 100, "below": 10, "grade": 2}])
+
+
+def test_seq_gaps_within_a_window_raise_and_age_out() -> None:
+    r = rule("gas", {"kind": "seq_gap", "window": "1h", "at_least": 4})
+    engine = RuleEngine([r])
+
+    def seq(seconds: float, n: int) -> Reading:
+        return Reading(GAS, at(seconds), {"lel_pct": 0.5}, seq=n)
+
+    # 2 lost at 60 s, a counter reset at 120 s (device restart), a redelivery, then 2 more lost
+    assert engine.process([seq(0, 1), seq(60, 4), seq(120, 1), seq(130, 1), seq(140, 2)]) == []
+    changes = engine.process([seq(600, 5)])
+    assert summary(changes) == [("raise", 600, 3)] and changes[0].value == 4
+    assert engine.tick(at(3600)) == []  # the first gap (60 s) still within the hour
+    assert summary(engine.tick(at(3661))) == [("clear", 3661, 3)]  # it aged out: 2 < 4
+    assert engine.take_dirty()  # the gaps are durable state while they matter
+    engine.process([seq(3700, 6), seq(3760, 7)])
+    assert engine.take_dirty() == {}  # gapless readings write nothing
+
+
+def test_a_store_and_forward_backlog_is_no_seq_gap() -> None:
+    """After a broker outage the gateway sends the buffered readings (historical) before live ones."""
+    engine = RuleEngine([rule("gas", {"kind": "seq_gap", "window": "1h", "at_least": 1})])
+    backlog = [Reading(GAS, at(60 * n), {"lel_pct": 0.5}, seq=n, historical=True) for n in range(2, 30)]
+    changes = engine.process([Reading(GAS, at(0), {"lel_pct": 0.5}, seq=1), *backlog,
+                              Reading(GAS, at(1800), {"lel_pct": 0.5}, seq=30)])
+    assert changes == []

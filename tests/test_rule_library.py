@@ -51,6 +51,7 @@ from rules.model import (
     NotOf,
     Offline,
     Rule,
+    SeqGap,
     State,
     Zone,
 )
@@ -316,6 +317,18 @@ def point(t: float, zone: str, address: int, component: int = 40) -> Reading:
     return read(PANEL, t, ev("point_fire", **attrs), **{**PANEL_OK, "fire": True})
 
 
+def seq_gap_case(rule: str, device: DeviceRef, base: dict[str, Any], at_least: int, grade: int) -> Case:
+    """A reading a minute with `seq`; `at_least` readings lost in one go at 10 min. Near miss: one
+    fewer lost, a counter reset (device restart) and a redelivered reading."""
+    def series(lost: int) -> list[Obs]:
+        out: list[Obs] = [Reading(device, at(i * MIN), base, seq=i) for i in range(10)]
+        out += [Reading(device, at((10 + i) * MIN), base, seq=10 + lost + i) for i in range(5)]
+        return out
+    quiet = [*series(at_least - 1), Reading(device, at(20 * MIN), base, seq=1),
+             Reading(device, at(21 * MIN), base, seq=1), Tick(2 * H)]
+    return Case(rule, series(at_least), 10 * MIN, grade, quiet)
+
+
 def offline_case(rule: str, device: DeviceRef, grade: int) -> Case:
     return Case(rule, [offline(0, device), Tick(2 * MIN)], 2 * MIN, grade,
                 [offline(0, device), offline(90, device, online=True), Tick(10 * MIN)])
@@ -471,6 +484,9 @@ CASES: list[Case] = [
     offline_case("comms.pump_offline", PUMP, 3),
     offline_case("comms.meter_offline", WATER, 4),
     offline_case("comms.env_offline", ROOM, 4),
+    seq_gap_case("comms.fire_panel_data_loss", PANEL, PANEL_OK, 3, 3),
+    seq_gap_case("comms.gas_data_loss", GAS, GAS_OK, 5, 4),
+    seq_gap_case("comms.elevator_data_loss", LIFT, LIFT_IDLE, 10, 4),
 ]
 
 
@@ -511,7 +527,7 @@ def test_every_rule_is_documented(rule: Rule) -> None:
     assert not CJK.search(rule.message_en), rule.message_en
     assert "{device}" in rule.message_zh and "{device}" in rule.message_en
     if stem == "comms":
-        assert isinstance(rule.condition, Offline)
+        assert isinstance(rule.condition, Offline | SeqGap)
     else:
         assert rule.family.value == stem and rule.id.startswith(f"{stem.split('_')[0]}.")
 
