@@ -20,6 +20,7 @@ from alarms.lifecycle import InvalidRequest, TransitionRefused
 from core.domain import AlarmState
 from core.errors import NotFound
 from rules.model import ConditionChange
+from storage.state.equipment_models import equipment_of_device
 from storage.state.models import Alarm, AuditEntry, Maintenance
 
 TAG = "maintenance:"
@@ -46,6 +47,9 @@ def covering(session: Session, alarm: Alarm, now: datetime) -> Maintenance | Non
         targets.append(("building", alarm.building))
         if alarm.zone:
             targets.append(("zone", f"{alarm.building}/{alarm.zone}"))
+    # equipment in maintenance covers the devices that monitor it (ledger links, inventory equipment_id)
+    targets += [("equipment", code) for code in equipment_of_device(session, alarm.site, alarm.family,
+                                                                    alarm.device_id)]
     query = select(Maintenance).where(
         Maintenance.site == alarm.site, Maintenance.ended_at.is_(None), Maintenance.starts_at <= now,
         Maintenance.until > now,
