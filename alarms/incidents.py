@@ -9,9 +9,14 @@ An alarm's incident is fixed when it is raised: incidents are never merged or sp
 
 An incident is open while any of its alarms is not normal; `grade` is the most severe grade
 its alarms reached (and `playbook` follows the alarm that made it so); `alarm_count` counts its
-alarms. Each change is audited (`incident.opened`, `incident.regraded`, `incident.closed`,
-`incident.reopened`). Operator actions that end an alarm (ack of `rtn_unack`, reset) must call
-`settle()` in their transaction, or the incident stays open.
+alarms; `alarms_cleared_at` says since when all of them are normal. Each change is audited
+(`incident.opened`, `incident.regraded`, `incident.closed`, `incident.reopened`). Operator
+actions that end an alarm (ack of `rtn_unack`, reset) must call `settle()` in their transaction,
+or the incident stays open.
+
+An incident with a playbook run (a `playbook_runs` row, written by playbooks/) does not close
+when its alarms clear: that is recorded (`incident.alarms_cleared`) and the run closes it. A new
+activation of one of its alarms reopens it after such a close.
 
 Not for: running playbooks (playbooks/) or publishing incident events.
 """
@@ -29,6 +34,7 @@ from core.domain import AlarmState
 from core.errors import NotFound
 from rules.model import ChangeKind, ConditionChange, Count
 from storage.state.models import Alarm, AuditEntry, Incident
+from storage.state.playbook_models import PlaybookRun
 
 SYSTEM_ACTOR = "system"
 OPEN, CLOSED = "open", "closed"
@@ -52,7 +58,8 @@ class IncidentGrouper:
         if alarm.incident_id is None and change.kind is ChangeKind.RAISE and alarm.state != AlarmState.NORMAL.value:
             alarm.incident_id = _incident_for(session, alarm, change, now).id
         if alarm.incident_id is not None:
-            refresh(session, alarm.incident_id, now, worsened_by=(alarm, change.rule.playbook))
+            activated = change.kind is ChangeKind.RAISE and alarm.state != AlarmState.NORMAL.value
+            refresh(session, alarm.incident_id, now, worsened_by=(alarm, change.rule.playbook), activated=activated)
         for incident_id in _childrens_incidents(session, alarm):
             refresh(session, incident_id, now)
         return []
@@ -80,8 +87,9 @@ def place_of(alarm: Alarm, change: ConditionChange) -> Place:
 
 
 def refresh(session: Session, incident_id: int, now: datetime,
-            worsened_by: tuple[Alarm, str] | None = None) -> Incident | None:
-    """Recount an incident from its alarms: count, most severe grade, open or closed.
+            worsened_by: tuple[Alarm, str] | None = None, activated: bool = False) -> Incident | None:
+    """Recount an incident from its alarms: count, most severe grade, open or closed (`activated`:
+    one of its alarms was just raised).
 
     Written with one UPDATE that bumps `version` without checking it: bookkeeping after an alarm
     transition never fails on a concurrent edit of the incident (that edit gets the conflict).
@@ -95,7 +103,12 @@ def refresh(session: Session, incident_id: int, now: datetime,
     values: dict[str, Any] = {} if total == incident.alarm_count else {"alarm_count": total}
     if worst is not None and worst < incident.grade:
         values |= _regrade(session, incident, worst, worsened_by, now)
-    values |= _open_or_close(session, incident, still_open > 0, total, now)
+    has_run = session.scalar(select(PlaybookRun.id).where(PlaybookRun.incident_id == incident_id)) is not None
+    values |= _alarms_cleared(session, incident, total > 0 and still_open == 0, has_run, now)
+    if has_run:
+        values |= _reopen_on_activation(session, incident, activated, total, now)
+    else:
+        values |= _open_or_close(session, incident, still_open > 0, total, now)
     if values:
         session.execute(update(Incident).where(Incident.id == incident_id)
                         .values(**values, updated_at=now, version=Incident.version + 1))
@@ -120,6 +133,28 @@ def _open_or_close(session: Session, incident: Incident, any_open: bool, total: 
         ("incident.closed", "all its alarms are normal")
     session.add(_audit(now, incident, action, reason, {"alarm_count": total}))
     return {"state": OPEN, "closed_at": None} if any_open else {"state": CLOSED, "closed_at": now}
+
+
+def _alarms_cleared(session: Session, incident: Incident, all_normal: bool, has_run: bool,
+                    now: datetime) -> dict[str, Any]:
+    if all_normal and incident.alarms_cleared_at is None:
+        if has_run and incident.state == OPEN:
+            session.add(_audit(now, incident, "incident.alarms_cleared",
+                               "all its alarms are normal; its playbook run keeps it open", {}))
+        return {"alarms_cleared_at": now}
+    if not all_normal and incident.alarms_cleared_at is not None:
+        return {"alarms_cleared_at": None}
+    return {}
+
+
+def _reopen_on_activation(session: Session, incident: Incident, activated: bool, total: int,
+                          now: datetime) -> dict[str, Any]:
+    """With a playbook run, only a new activation reopens a closed incident (an acknowledgement
+    of an alarm still active after the run closed it does not)."""
+    if not activated or incident.state == OPEN:
+        return {}
+    session.add(_audit(now, incident, "incident.reopened", "an alarm is active again", {"alarm_count": total}))
+    return {"state": OPEN, "closed_at": None}
 
 
 def _incident_for(session: Session, alarm: Alarm, change: ConditionChange, now: datetime) -> Incident:
@@ -180,6 +215,7 @@ def incident_view(incident: Incident) -> dict[str, Any]:
         "grade": incident.grade, "title_zh": incident.title_zh, "title_en": incident.title_en,
         "alarm_count": incident.alarm_count, "opened_at": _iso(incident.opened_at),
         "closed_at": _iso(incident.closed_at), "updated_at": _iso(incident.updated_at), "version": incident.version,
+        "alarms_cleared_at": _iso(incident.alarms_cleared_at),
     }
 
 

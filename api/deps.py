@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -17,6 +17,9 @@ from api.security import Principal, TokenIssuer
 from core.clock import Clock
 from core.domain import Role
 from core.errors import AuthError
+from playbooks.actions import IncidentActions
+from playbooks.model import Playbook
+from playbooks.views import IncidentEvent
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore
 from storage.state.users import UserStore
@@ -34,10 +37,14 @@ class ApiServices:
     hub: EventHub
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     publish: Callable[[AlarmEvent], None] | None = None  # default: straight to this process's hub
+    playbooks: Sequence[Playbook] = ()  # the library operators start incidents with
+    publish_incident: Callable[[IncidentEvent], None] | None = None  # default: this process's hub
 
     def __post_init__(self) -> None:
         publish = self.publish or (lambda event: self.hub.publish_threadsafe(event.as_message()))
         self.actions = AlarmActions(self.db, self.clock, publish)
+        incident_publish = self.publish_incident or (lambda event: self.hub.publish_threadsafe(event.as_message()))
+        self.incidents = IncidentActions(self.db, self.clock, self.playbooks, incident_publish)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")

@@ -16,6 +16,7 @@ from core.errors import TopicError
 ROOT = "fmon/v1"
 INTERNAL_ROOT = "fmon/internal"
 ALARM_EVENTS_TOPIC = f"{INTERNAL_ROOT}/v1/alarm-events"
+INCIDENT_EVENTS_TOPIC = f"{INTERNAL_ROOT}/v1/incident-events"
 GATEWAY = "gateway"
 
 

@@ -1,4 +1,6 @@
-"""The API process: FastAPI under uvicorn, plus the relay of alarm events to WebSockets."""
+"""The API process: FastAPI under uvicorn, plus the relay of alarm and incident events to WebSockets.
+
+Operators start incidents with the playbooks of the shipped library (`playbooks/library`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from api.security import TokenIssuer
 from core.broker import BrokerAddress
 from core.clock import Clock
 from core.settings import Settings
+from playbooks.loader import default_playbooks
 from runtime.bus import relay_alarm_events
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore
@@ -28,7 +31,7 @@ def build_services(settings: Settings, db: StateDatabase, clock: Clock,
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     tokens = TokenIssuer(secret, timedelta(minutes=settings.jwt_ttl_minutes))
     return ApiServices(db, UserStore(db), DeadLetterStore(db), tokens, clock, EventHub(),
-                       metrics or CollectorRegistry())
+                       metrics or CollectorRegistry(), playbooks=default_playbooks())
 
 
 class QuietServer(uvicorn.Server):

@@ -1,4 +1,10 @@
-"""The ingest process: MQTT → decode → spool → ack → rules → alarms; spool → telemetry store."""
+"""The ingest process: MQTT → decode → spool → ack → rules → alarms → playbooks; spool → telemetry store.
+
+Playbooks run here too: the playbook stage of the alarm service starts runs as incidents open,
+the scheduler (on the rule tick) sends queued device commands through the MQTT command link,
+records acks and read-backs, fails late commands and escalates overdue and failed steps through
+the alarm notifiers; incident events go on the internal bus after each commit.
+"""
 
 from __future__ import annotations
 
@@ -36,10 +42,18 @@ from ingest.registry import DeviceDirectory
 from ingest.sparkplug import SparkplugDecoder
 from ingest.spool import Spool, encode
 from ingest.writer import RejectReadings, TelemetryWriter
+from playbooks.commands import ReadbackWatcher
+from playbooks.loader import default_playbooks, select_playbook
+from playbooks.model import Playbook
+from playbooks.notify import PREFIXES, StepNotifier, StepSubjects
+from playbooks.scheduler import PlaybookScheduler
+from playbooks.stage import IncidentOutbox, PlaybookStage
+from playbooks.views import IncidentEvent
 from rules.engine import RuleEngine
 from rules.loader import LIBRARY, load_rules, rule_files
 from rules.model import ConditionChange, Rule
 from runtime.bus import AlarmBusPublisher
+from runtime.commands import MqttCommandLink
 from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
 from storage.state.database import StateDatabase
@@ -65,8 +79,9 @@ class RulePipeline:
     rule fires again and the alarm service counts a repeat instead of losing the alarm."""
 
     def __init__(self, engine: RuleEngine, alarms: AlarmService, states: RuleStateStore, clock: Clock,
-                 save_every: timedelta = timedelta(seconds=2)) -> None:
+                 save_every: timedelta = timedelta(seconds=2), after_alarms: Callable[[], None] = lambda: None) -> None:
         self._engine, self._alarms, self._states, self._clock = engine, alarms, states, clock
+        self._after_alarms = after_alarms  # e.g. publish the incident events of the committed changes
         self._lock = threading.Lock()  # readings and timer ticks come from different threads
         self._save_every, self._next_save = save_every, clock.now()
         self._unsaved: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -95,6 +110,8 @@ class RulePipeline:
             changes = evaluate()
             self._unsaved.update(self._engine.take_dirty())
             self._alarms.apply(changes)
+            if changes:
+                self._after_alarms()
             now = self._clock.now()
             if changes or (force_save and now >= self._next_save):
                 self._states.save(self._unsaved, now)
@@ -117,6 +134,8 @@ class IngestProcess:
     tick_seconds: float
     notifications: Notifications | None = None
     maintenance_expiry: MaintenanceExpiry | None = None
+    playbooks: PlaybookScheduler | None = None
+    command_link: MqttCommandLink | None = None
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -125,6 +144,8 @@ class IngestProcess:
     def start(self) -> None:
         self.writer.start()
         self.publisher.start()
+        if self.command_link is not None:
+            self.command_link.start()
         self.consumer.start()
         if self.notifications is not None:
             self.notifications.start()
@@ -134,6 +155,8 @@ class IngestProcess:
         self._stop.set()
         self.consumer.stop()
         self._ticker.join(timeout=5)
+        if self.command_link is not None:
+            self.command_link.stop()
         if self.notifications is not None:
             self.notifications.stop()
         self.writer.stop()
@@ -152,6 +175,11 @@ class IngestProcess:
                     self.maintenance_expiry()
             except Exception:
                 log.exception("rule tick failed")
+            if self.playbooks is not None:
+                try:  # on its own: a playbook failure must not skip rule work or alarm escalation
+                    self.playbooks.run(self.pipeline.now())
+                except Exception:
+                    log.exception("playbook scheduler run failed")
             if self.notifications is not None:
                 try:  # on its own: a notification failure must not skip rule work
                     self.notifications.scheduler.run(self.pipeline.now())
@@ -178,14 +206,24 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
         notifications = build_notifications(load_notify_config(settings.notify_config), db, clock,
                                             console_url=settings.console_url, site=settings.site)
     publish = publisher if notifications is None else _tee(publisher, notifications.notifier)
+    library = default_playbooks()
+    incidents = IncidentOutbox()
     alarms = AlarmService(db, clock, publish, lambda source: directory.location(source.site, source.family,
                                                                               source.id),
-                          stages=(MaintenanceStage(), Inhibitor(), IncidentGrouper()))
-    pipeline = RulePipeline(engine, alarms, states, clock)
+                          stages=(MaintenanceStage(), Inhibitor(), IncidentGrouper(),
+                                  PlaybookStage(_selector(library), incidents)))
+    pipeline = RulePipeline(engine, alarms, states, clock,
+                            after_alarms=lambda: _publish_all(incidents.drain(db, clock.now()), publisher.incident))
+    scheduler, link = _playbook_scheduler(settings, db, address, notifications, publisher)
     presence = PresenceTracker(directory.report_interval)
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
+
+    def on_readings(readings: list[Reading]) -> None:
+        scheduler.watcher.on_readings(readings)  # read-backs of device commands: a dict lookup
+        pipeline.on_readings(readings)
+
     processor = IngestProcessor(
-        dead_letters, spool, pipeline.on_readings, writer.notify, presence, pipeline.on_presence,
+        dead_letters, spool, on_readings, writer.notify, presence, pipeline.on_presence,
         SparkplugDecoder(), lambda topic, payload: outbox[0].publish(topic, payload), directory.check,
     )
     topics = (*subscriptions(settings.site), *host_subscriptions(settings.site))
@@ -200,7 +238,42 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     reloader = RuleReloader(settings.rules_path, pipeline)
     return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, collectors,
                          presence, RegistrySync(registry, directory, clock), reloader, settings.rule_tick_seconds,
-                         notifications, MaintenanceExpiry(db, clock, publish))
+                         notifications, MaintenanceExpiry(db, clock, publish), scheduler, link)
+
+
+def _selector(library: list[Playbook]) -> Callable[[str, int, str | None], Playbook | None]:
+    def select(category: str, grade: int, rule_playbook: str | None) -> Playbook | None:
+        return select_playbook(library, category, grade, rule_playbook)
+
+    return select
+
+
+def _playbook_scheduler(settings: Settings, db: StateDatabase, address: BrokerAddress,
+                        notifications: Notifications | None,
+                        publisher: AlarmBusPublisher) -> tuple[PlaybookScheduler, MqttCommandLink]:
+    """The playbook scheduler with its MQTT command link; overdue and failed steps go through
+    the alarm notifiers (their dispatcher learns to render them)."""
+    notifier = None
+    if notifications is not None:
+        notifier = StepNotifier(notifications.router, notifications.log)
+        subjects = StepSubjects(db, notifications.router, settings.console_url)
+        for prefix in PREFIXES:
+            notifications.dispatcher.subjects[prefix] = subjects
+    acks: list[PlaybookScheduler] = []
+    link = MqttCommandLink(address, f"{settings.ingest_identity}-commands", lambda ack: acks[0].on_ack(ack),
+                           settings.site)
+    scheduler = PlaybookScheduler(db, sender=link, watcher=ReadbackWatcher(), notifier=notifier,
+                                  publish=publisher.incident, site=settings.site)
+    acks.append(scheduler)
+    return scheduler, link
+
+
+def _publish_all(events: list[IncidentEvent], publish: Callable[[IncidentEvent], None]) -> None:
+    for event in events:
+        try:
+            publish(event)
+        except Exception:  # the transactions are committed; a lost event is re-read by the console
+            log.exception("publishing an incident event failed")
 
 
 def _tee(*targets: Publish) -> Publish:

@@ -408,7 +408,9 @@ def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str
 
 SCENARIO_ALARMS = {
     # scenario: (simulated duration, {(rule, device): grade} expected on the scenario's devices)
-    "gas-leak-canteen": ("15m", {("gas.lel_l1", "gd-b2-canteen"): 3, ("gas.lel_l2", "gd-b2-canteen"): 1}),
+    # Level 1 only: from level 1 on, fmon's gas-leak playbook starts the exhaust fan (grade 3 command,
+    # no confirmation), which dilutes the leak below level 2 (tests/test_playbook_mqtt.py plays on).
+    "gas-leak-canteen": ("9m", {("gas.lel_l1", "gd-b2-canteen"): 3}),
     "elevator-entrapment": ("3m", {("elevator.entrapment", "el-b2-1"): 2, ("elevator.alarm_button", "el-b2-1"): 3}),
     "fire-b1-f3": ("4m", {("fire.alarm_unconfirmed", "fp-b1"): 3, ("fire.alarm_confirmed", "fp-b1"): 1}),
 }

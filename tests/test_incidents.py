@@ -142,13 +142,17 @@ def client(sqlite_db: StateDatabase, plant: Plant) -> Iterator[TestClient]:
 
 def test_every_route_declares_a_role_and_needs_a_token(client: TestClient) -> None:
     routes = [r for router in (incidents.router, kpis.router) for r in router.routes if isinstance(r, APIRoute)]
-    assert {r.path for r in routes} == {"/incidents", "/incidents/{incident_id}", "/alarms/{alarm_id}/children",
-                                        "/kpis/alarms"}
+    steps = "/incidents/{incident_id}/steps/{step_id}"
+    assert {r.path for r in routes} == {
+        "/incidents", "/incidents/{incident_id}", "/alarms/{alarm_id}/children", "/kpis/alarms",
+        "/incidents/{incident_id}/report", "/incidents/{incident_id}/close",
+        *(f"{steps}/{action}" for action in ("complete", "skip", "assign", "comment"))}
     for route in routes:
         roles = [getattr(d.call, "required_role", None) for d in route.dependant.dependencies]
-        assert Role.VIEWER in roles, route.path
-        assert client.get("/api/v1" + route.path.replace("{incident_id}", "1").replace("{alarm_id}", "1")
-                          ).status_code == 401
+        method = next(iter(route.methods))
+        assert (Role.VIEWER if method == "GET" else Role.OPERATOR) in roles, route.path
+        path = route.path.replace("{incident_id}", "1").replace("{alarm_id}", "1").replace("{step_id}", "s")
+        assert client.request(method, "/api/v1" + path).status_code == 401
 
 
 def test_incident_list_and_detail(client: TestClient, plant: Plant) -> None:

@@ -8,6 +8,11 @@
             `failed` once attempts run out or the error is permanent
     record  write the outcome to the log
 
+Entries about something other than an alarm (an incident's overdue or failed step, whose
+reason is `step-overdue:<run>:<step>`; alarm id 0) are rendered by the renderer registered in
+`subjects` under the reason's prefix before `:` (runtime registers playbooks' one), then go
+through the same channels, retries and log.
+
 Retries are log entries becoming due again (`next_attempt_at`), never sleeps, so they survive
 restarts like everything else. `run(now)` sends what is due and returns the outcomes; the
 `NotifyWorker` thread calls it, tests call it with a fake clock. Not for deciding what is due.
@@ -19,13 +24,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from alarms.escalation import escalates
 from alarms.events import alarm_view
 from alarms.notify import reasons
 from alarms.notify.channels import Channel, DeliveryError, Outgoing
 from alarms.notify.config import Receiver
-from alarms.notify.message import render
+from alarms.notify.message import Message, render
 from alarms.notify.nflog import Entry, NotificationLog, Status
 from alarms.routing import Router
 from storage.state.database import StateDatabase
@@ -68,6 +74,19 @@ class Delivery:
 Stage = Callable[[Delivery], Delivery | None]  # None: stop, nothing to record
 
 
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A non-alarm notification, rendered by its owner: `view` takes the alarm's place in what the
+    channels send; `cancelled` says why it is void now (e.g. the step was done meanwhile)."""
+
+    view: Mapping[str, Any]
+    message: Message
+    cancelled: str | None = None
+
+
+RenderSubject = Callable[[Entry, datetime], Subject | None]  # None: what it is about no longer exists
+
+
 class Dispatcher:
     """Sends due entries of the notification log through `stages`."""
 
@@ -79,6 +98,7 @@ class Dispatcher:
         self._lease = lease or max(timedelta(minutes=1), 3 * timeout)  # a dead sender's entries come back after it
         self._batch = batch
         self.stages: tuple[Stage, ...] = (self._dedup, self._route, self._send, self._record)
+        self.subjects: dict[str, RenderSubject] = {}  # reason prefix (before ":") → renderer
 
     def run(self, now: datetime) -> list[Outcome]:
         """Send everything due at `now`, a batch at a time; entries it retries are due later."""
@@ -107,6 +127,9 @@ class Dispatcher:
 
     def _route(self, delivery: Delivery) -> Delivery:
         entry = delivery.entry
+        prefix, colon, _rest = entry.reason.partition(":")
+        if colon and prefix in self.subjects:
+            return self._route_subject(delivery, self.subjects[prefix])
         with self._db.session() as session:
             alarm = session.get(Alarm, entry.alarm_id)
             if alarm is None:
@@ -114,11 +137,23 @@ class Dispatcher:
             if reasons.asks_for_response(entry.reason) and not escalates(alarm, delivery.now):
                 return delivery.settle(Status.CANCELLED, f"alarm is {alarm.state} and no longer escalates")
             view, timezone = alarm_view(alarm), self.router.timezone(alarm.site)
+        message = render(view, entry.reason, timezone=timezone, console_url=self._console_url, now=delivery.now)
+        return self._to_channel(delivery, view, message)
+
+    def _route_subject(self, delivery: Delivery, render_subject: RenderSubject) -> Delivery:
+        subject = render_subject(delivery.entry, delivery.now)
+        if subject is None:
+            return delivery.settle(Status.FAILED, f"what {delivery.entry.reason} is about no longer exists")
+        if subject.cancelled is not None:
+            return delivery.settle(Status.CANCELLED, subject.cancelled)
+        return self._to_channel(delivery, subject.view, subject.message)
+
+    def _to_channel(self, delivery: Delivery, view: Mapping[str, Any], message: Message) -> Delivery:
+        entry = delivery.entry
         delivery.receiver = self.router.receiver(entry.receiver)
         delivery.channel = self.channels.get(delivery.receiver.channel) if delivery.receiver else None
         if delivery.receiver is None or delivery.channel is None:
             return delivery.settle(Status.FAILED, f"receiver {entry.receiver!r} ({entry.channel}) is not configured")
-        message = render(view, entry.reason, timezone=timezone, console_url=self._console_url, now=delivery.now)
         delivery.outgoing = Outgoing(entry.id, entry.reason, entry.attempts, view, message)
         return delivery
 

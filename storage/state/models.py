@@ -262,6 +262,9 @@ class Incident(Base):
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column(default=1)
+    # When all its alarms were last normal. An incident with a playbook run stays open after
+    # that (the run closes it); without a run it closes at that moment.
+    alarms_cleared_at: Mapped[datetime | None]
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy declarative attribute
 
