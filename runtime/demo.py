@@ -14,18 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from api.security import hash_password
 from core.broker import BrokerAddress
 from core.clock import SystemClock
 from core.domain import Role
 from core.settings import Settings
 from ingest.inventory import load_inventory
+from maintenance import ledger, roster
 from runtime.api_process import build_services, serve_api
 from runtime.embedded_broker import start_embedded_broker
+from runtime.health_jobs import open_health_jobs, run_periodically
 from runtime.ingest_process import build_ingest
 from simulators.runner import SiteRunner, mqtt_connect
 from simulators.site import demo_estate
 from storage.state.database import StateDatabase
+from storage.state.equipment_models import Equipment
 from storage.state.registry import RegistryStore
 from storage.state.users import UserStore
 
@@ -41,7 +46,9 @@ class DemoOptions:
     sim_interval: float = 5.0
 
 
-DEMO_INVENTORY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "inventory.yaml"
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+DEMO_INVENTORY = EXAMPLES / "inventory.yaml"
+HEALTH_JOBS_EVERY_S = 3600.0
 
 
 def seed_inventory(db: StateDatabase, now: datetime) -> None:
@@ -52,6 +59,18 @@ def seed_inventory(db: StateDatabase, now: datetime) -> None:
         return
     report = store.apply(load_inventory(DEMO_INVENTORY), now, actor="demo")
     log.info("demo inventory imported: %s", report.counts())
+
+
+def seed_equipment(db: StateDatabase, now: datetime) -> None:
+    """The example equipment ledger and technician roster on a fresh demo database."""
+    with db.session() as session:
+        if session.scalar(select(func.count()).select_from(Equipment)):
+            return
+    ledger.import_csv(db, (EXAMPLES / "equipment.csv").read_text(encoding="utf-8"), "equipment.csv", now,
+                      actor="demo")
+    with db.session() as session:
+        text = (EXAMPLES / "technicians.csv").read_text(encoding="utf-8")
+        roster.apply(session, roster.parse_csv(text, "technicians.csv"), "technicians.csv", now, actor="demo")
 
 
 def seed_users(users: UserStore, password: str, now: object) -> None:
@@ -75,17 +94,23 @@ async def run_demo(options: DemoOptions) -> None:
     services = build_services(settings, db, clock)
     await asyncio.to_thread(seed_users, services.users, password, clock.now())
     await asyncio.to_thread(seed_inventory, db, clock.now())
+    await asyncio.to_thread(seed_equipment, db, clock.now())
     ingest = build_ingest(settings, db, clock, services.metrics)  # one /metrics for the whole demo
     ingest.start()
     site = demo_estate(interval_s=options.sim_interval)  # all six device families
     sim = SiteRunner(site, mqtt_connect(BrokerAddress.parse(settings.broker_url), site.site_id), clock)
     await asyncio.to_thread(sim.start)
+    health, health_store = open_health_jobs(settings, db)
+    health_task = asyncio.create_task(run_periodically(health, clock, stop, HEALTH_JOBS_EVERY_S))
     started = asyncio.Event()
     api = asyncio.create_task(serve_api(settings, services, stop, started))
     await _announce(started, api, settings, password, options.password is None)
     try:
         await api
     finally:
+        stop.set()
+        await health_task
+        health_store.close()
         await asyncio.to_thread(_shutdown, sim, ingest, db)
         if broker is not None:
             await broker.shutdown()

@@ -403,8 +403,8 @@ def test_login_lists_open_alarms_in_chinese(page: Page, base_url: str, fake_api:
     expect(seven.locator("time")).to_have_text("2026/11/21 16:00:00")
     expect(row(page, 8).locator(".state-cell")).to_have_text("已确认")
     expect(row(page, 9).locator(".state-cell")).to_have_text("已恢复未确认")
-    expect(page.locator(".alarm-table thead th")).to_have_text(
-        ["等级", "状态", "告警内容", "设备", "数值", "发生时间", "重复次数"]
+    expect(page.locator(".alarm-table thead th:not(.select-cell)")).to_have_text(
+        ["等级", "状态", "告警内容", "设备", "数值", "发生时间", "重复次数", "操作"]
     )
     expect_grade_counts(page, {1: 1, 2: 0, 3: 2, 4: 1})
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
@@ -437,7 +437,7 @@ def test_pushed_alarms_update_the_table_without_reload(page: Page, base_url: str
 
     repeated = {**seed_alarms()[0], "repeat_count": 3, "version": 2}
     fake_api.push("repeated", repeated)
-    expect(row(page, 7).locator("td").last).to_have_text("3")
+    expect(row(page, 7).locator(".repeats-cell")).to_have_text("3")
 
     fake_api.push("cleared", {**seed_alarms()[2], "state": "normal", "version": 2})
     expect_order(page, [8, 11, 7, 10])
@@ -449,7 +449,7 @@ def test_pushed_alarms_update_the_table_without_reload(page: Page, base_url: str
     fake_api.push("updated", {**seed_alarms()[3], "state": "acked", "version": 2})
     expect(row(page, 10).locator(".state-cell")).to_have_text("已确认")
     expect(row(page, 7).locator(".state-cell")).to_have_text("未确认")
-    expect(row(page, 7).locator("td").last).to_have_text("3")
+    expect(row(page, 7).locator(".repeats-cell")).to_have_text("3")
 
     assert page.evaluate("window.__sameDocument") is True
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -461,8 +461,8 @@ def test_english_shows_english_text_and_is_remembered(page: Page, base_url: str)
 
     page.get_by_role("button", name="切换到英文").click()
 
-    expect(page.locator(".alarm-table thead th")).to_have_text(
-        ["Grade", "State", "Alarm", "Device", "Value", "Raised at", "Repeats"]
+    expect(page.locator(".alarm-table thead th:not(.select-cell)")).to_have_text(
+        ["Grade", "State", "Alarm", "Device", "Value", "Raised at", "Repeats", "Actions"]
     )
     expect(row(page, 7).locator(".message-cell")).to_have_text("CO2 too high: 1234.5 ppm")
     expect(row(page, 7).locator(".badge")).to_have_text("Grade 3 (significant)")
@@ -481,6 +481,25 @@ def test_english_shows_english_text_and_is_remembered(page: Page, base_url: str)
 
     page.get_by_role("button", name="Switch to Chinese").click()
     expect(row(page, 7).locator(".message-cell")).to_have_text("二氧化碳浓度过高：1234.5 ppm")
+
+
+def test_stream_updates_keep_the_layout_and_the_focus(page: Page, base_url: str, fake_api: FakeApi) -> None:
+    log_in(page, base_url)
+    expect_order(page, [8, 9, 7, 10])
+    fake_api.wait_for_streams(1)
+    last = row(page, 10)
+    last.evaluate("tr => { tr.__kept = true; }")
+    details = last.get_by_role("button", name="详情")
+    details.focus()
+    before = last.bounding_box()
+
+    # Alarm 7, above, is acknowledged elsewhere: its Ack button goes, its row keeps its size.
+    fake_api.push("updated", {**seed_alarms()[0], "state": "acked", "version": 2})
+    expect(row(page, 7).locator(".state-cell")).to_have_text("已确认")
+    expect(row(page, 7).get_by_role("button", name="确认")).to_have_count(0)
+    assert last.bounding_box() == before
+    expect(details).to_be_focused()
+    assert last.evaluate("tr => tr.__kept === true"), "an unchanged row is kept, not rebuilt"
 
 
 def test_reconnects_after_the_server_drops_the_stream(page: Page, base_url: str, fake_api: FakeApi) -> None:
