@@ -15,8 +15,6 @@ readings against it (`ingest.registry.DeviceDirectory`).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import zoneinfo
 from collections.abc import Iterator, Sequence
@@ -29,6 +27,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from core.csvfile import csv_header, csv_rows
 from core.domain import ID_PATTERN, Family
 from core.errors import ConfigError
 from core.schema import MeterKind
@@ -572,13 +571,13 @@ def parse_csv(text: str, source: str) -> Inventory:
     """Parse and validate a CSV inventory (one device per row). Raises `InventoryError`."""
     problems = _Problems(source)
     builder = _Builder(problems)
-    rows = _csv_rows(text, problems)
+    rows = csv_rows(text, problems)
     header = next(rows, None)
     if header is None:
         problems.add(1, "header", f"empty file: the first line names the columns ({', '.join(CSV_COLUMNS)})")
         problems.raise_if_any()
         return builder.finish()
-    columns = _csv_header(header[0], header[1], problems)
+    columns = csv_header(header[0], header[1], CSV_COLUMNS, CSV_REQUIRED, problems)
     for line, cells in rows:
         if any(cell.strip() for cell in cells[len(columns):]):
             problems.add(line, "row", f"{len(cells)} cells, but the header names {len(columns)} columns")
@@ -587,37 +586,6 @@ def parse_csv(text: str, source: str) -> Inventory:
                   for col, cell in zip(columns, cells, strict=False) if col}
         _csv_device(_Fields(problems, _Record("", line, values)), builder)
     return builder.finish()
-
-
-def _csv_rows(text: str, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
-    """(first physical line, cells) of every non-blank row; a quoted cell may span lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    line = 1
-    try:
-        for cells in reader:
-            if any(cell.strip() for cell in cells):
-                yield line, cells
-            line = reader.line_num + 1
-    except csv.Error as exc:
-        problems.add(line, "row", f"not valid CSV: {exc}")
-
-
-def _csv_header(line: int, cells: list[str], problems: _Problems) -> list[str]:
-    """Column names; unknown columns are reported and then ignored, so the rows are still checked."""
-    columns = [cell.strip().lower() for cell in cells]
-    for i, name in enumerate(columns):
-        if name and name not in CSV_COLUMNS:  # columns without a name are ignored silently
-            problems.add(line, name, f"unknown column (expected: {', '.join(CSV_COLUMNS)})")
-            columns[i] = ""
-        elif name and name in columns[:i]:
-            problems.add(line, name, "column given twice")
-            columns[i] = ""
-    missing = [name for name in CSV_REQUIRED if name not in columns]
-    for name in missing:
-        problems.add(line, name, "required column is missing")
-    if missing:
-        problems.raise_if_any()
-    return columns
 
 
 def _csv_device(f: _Fields, builder: _Builder) -> None:

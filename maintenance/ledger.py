@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import PurePath
@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.csvfile import csv_header, csv_rows
 from core.domain import ID_PATTERN, Family
 from core.errors import ConfigError, Conflict
 from core.schema import metric_spec
@@ -220,13 +221,13 @@ def parse_csv(text: str, source: str) -> list[EquipmentSpec]:
 
 def _parse(text: str, problems: _Problems) -> list[EquipmentSpec]:
     """The valid rows; the problems of the others are added to `problems`."""
-    rows = _csv_rows(text, problems)
+    rows = csv_rows(text, problems)
     header = next(rows, None)
     if header is None:
         problems.add(1, "header", f"empty file: the first line names the columns ({', '.join(CSV_COLUMNS)})")
         problems.raise_if_any()
     assert header is not None  # for mypy: raise_if_any raised otherwise
-    columns = _header(header[0], header[1], problems)
+    columns = csv_header(header[0], header[1], CSV_COLUMNS, CSV_REQUIRED, problems)
     specs: list[EquipmentSpec] = []
     first_line: dict[str, int] = {}
     for line, cells in rows:
@@ -243,36 +244,6 @@ def _parse(text: str, problems: _Problems) -> list[EquipmentSpec]:
         first_line[spec.code] = line
         specs.append(spec)
     return specs
-
-
-def _csv_rows(text: str, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
-    """(first physical line, cells) of every non-blank row; a quoted cell may span lines."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    line = 1
-    try:
-        for cells in reader:
-            if any(cell.strip() for cell in cells):
-                yield line, cells
-            line = reader.line_num + 1
-    except csv.Error as exc:
-        problems.add(line, "row", f"not valid CSV: {exc}")
-
-
-def _header(line: int, cells: list[str], problems: _Problems) -> list[str]:
-    columns = [cell.strip().lower() for cell in cells]
-    for i, name in enumerate(columns):
-        if name and name not in CSV_COLUMNS:
-            problems.add(line, name, f"unknown column (expected: {', '.join(CSV_COLUMNS)})")
-            columns[i] = ""
-        elif name and name in columns[:i]:
-            problems.add(line, name, "column given twice")
-            columns[i] = ""
-    missing = [name for name in CSV_REQUIRED if name not in columns]
-    for name in missing:
-        problems.add(line, name, "required column is missing")
-    if missing:
-        problems.raise_if_any()
-    return columns
 
 
 def _spec(row: _Row) -> EquipmentSpec | None:
