@@ -38,7 +38,8 @@ from runtime.embedded_broker import start_embedded_broker
 from runtime.ingest_process import build_ingest, open_telemetry_store
 from simulators.site import demo_site
 from storage.state.database import StateDatabase
-from storage.state.models import Alarm, AuditEntry
+from storage.state.models import Alarm, AuditEntry, Incident
+from storage.state.playbook_models import PlaybookRun
 from tests.harness.process import free_port
 
 PASSWORD = "e2e-password"
@@ -406,6 +407,8 @@ def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str
         store.close()
 
 
+SCENARIO_PLAYBOOKS = {"gas-leak-canteen": "gas-leak", "elevator-entrapment": "elevator-entrapment",
+                      "fire-b1-f3": "fire"}
 SCENARIO_ALARMS = {
     # scenario: (simulated duration, {(rule, device): grade} expected on the scenario's devices)
     # Level 1 only: from level 1 on, fmon's gas-leak playbook starts the exhaust fan (grade 3 command,
@@ -445,3 +448,7 @@ def test_scenarios_through_the_real_pipeline(fmon_real: RunningFmon, unique_id: 
     assert found == expected
     emergencies = {(a.rule_id, a.device_id) for a in rows if a.grade <= 2} - set(expected)
     assert emergencies == set()
+    with fmon.db.session() as session:  # the alarms opened their incident's emergency playbook
+        runs = session.scalars(select(PlaybookRun.playbook_key).join(Incident, Incident.id == PlaybookRun.incident_id)
+                               .where(Incident.site == unique_id)).all()
+    assert SCENARIO_PLAYBOOKS[scenario] in runs
