@@ -23,7 +23,7 @@ class SnapshotDict(dict[str, Any]):
     def __iter__(self) -> Iterator[str]:
         return iter(list(super().__iter__()))
 
-    def items(self) -> ItemsView[str, Any]:
+    def items(self) -> ItemsView[str, Any]:  # type: ignore[override]  # a view of the snapshot
         return dict(super().items()).items()
 
 
