@@ -14,19 +14,16 @@ from starlette.websockets import WebSocketDisconnect
 
 from alarms.service import AlarmService
 from api.app import create_app, v1_routes
-from api.security import hash_password
 from core.clock import FakeClock
 from core.domain import DeviceRef, Family, Reading, Role
-from core.settings import load_settings
 from rules.engine import RuleEngine
 from rules.loader import rule_by_id
-from runtime.api_process import build_services
 from storage.state.database import StateDatabase
+from tests.harness.api import PASSWORD, login, services_with_users
 
 CO2_HIGH = rule_by_id("env.co2_high")
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-PASSWORD = "correct-horse"
 PUBLIC = {"/api/v1/auth/token"}
 
 
@@ -45,11 +42,7 @@ def db(tmp_path: Path) -> Iterator[StateDatabase]:
 
 @pytest.fixture
 def app(db: StateDatabase, clock: FakeClock) -> FastAPI:
-    services = build_services(load_settings(environment="demo", jwt_ttl_minutes=15), db, clock)
-    hashed = hash_password(PASSWORD)
-    for role in Role:
-        services.users.add(role.value, hashed, role, T0)
-    return create_app(services)
+    return create_app(services_with_users(db, clock))
 
 
 @pytest.fixture
@@ -64,12 +57,6 @@ async def _running_loop() -> object:
     import asyncio
 
     return asyncio.get_running_loop()
-
-
-def login(client: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:
-    response = client.post("/api/v1/auth/token", data={"username": user, "password": password})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def raise_co2_alarm(db: StateDatabase, clock: FakeClock, device: str = "room-1", grade_shift: int = 0) -> None:

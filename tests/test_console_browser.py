@@ -27,18 +27,16 @@ from alarms.events import AlarmEvent
 from alarms.service import AlarmService
 from api.app import create_app
 from api.deps import ApiServices
-from api.security import hash_password
 from core.clock import SystemClock
-from core.domain import DeviceRef, Family, Reading, Role
-from core.settings import load_settings
+from core.domain import DeviceRef, Family, Reading
 from ingest.inventory import load_inventory
 from maintenance import ledger, roster
 from rules.engine import RuleEngine
 from rules.loader import rule_by_id
-from runtime.api_process import build_services
 from storage.state.database import StateDatabase
 from storage.state.equipment_models import EquipmentRisk
 from storage.state.registry import RegistryStore
+from tests.harness.api import services_with_users
 from tests.harness.browser import CHROMIUM_ARGS
 
 PASSWORD = "correct-horse-battery"
@@ -54,11 +52,7 @@ class LiveApi:
         self.db = StateDatabase(f"sqlite:///{data_dir / 'state.db'}")
         self.db.upgrade()
         self.clock = SystemClock()
-        self.services: ApiServices = build_services(load_settings(environment="demo", jwt_ttl_minutes=60),
-                                                    self.db, self.clock)
-        hashed = hash_password(PASSWORD)
-        for role in Role:
-            self.services.users.add(role.value, hashed, role, self.clock.now())
+        self.services: ApiServices = services_with_users(self.db, self.clock, ttl_minutes=60, password=PASSWORD)
         self.app = create_app(self.services)
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))

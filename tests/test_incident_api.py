@@ -16,16 +16,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app, v1_routes
-from api.security import hash_password
 from core.domain import Role
-from core.settings import load_settings
-from runtime.api_process import build_services
 from storage.state.database import StateDatabase
 from storage.state.models import AuditEntry
+from tests.harness.api import login, services_with_users
 from tests.test_inhibit import SITE, T0
 from tests.test_playbook_runs import MIN, Estate, level_1
 
-PASSWORD = "correct-horse"
 STEPS = "/api/v1/incidents/{id}/steps/{step}"
 
 
@@ -36,11 +33,7 @@ def estate(state_db: StateDatabase) -> Estate:
 
 @pytest.fixture
 def app(state_db: StateDatabase, estate: Estate) -> FastAPI:
-    services = build_services(load_settings(environment="demo", jwt_ttl_minutes=600), state_db, estate.clock)
-    hashed = hash_password(PASSWORD)
-    for role in Role:
-        services.users.add(role.value, hashed, role, T0)
-    return create_app(services)
+    return create_app(services_with_users(state_db, estate.clock, ttl_minutes=600))
 
 
 @pytest.fixture
@@ -54,10 +47,6 @@ async def _running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-def login(client: TestClient, user: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def post(client: TestClient, path: str, body: dict[str, Any], user: str = "operator", expect: int = 200

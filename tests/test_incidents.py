@@ -16,18 +16,14 @@ from alarms.actions import Action, AlarmActions
 from alarms.incidents import settle
 from api import errors
 from api.routes import auth, incidents, kpis
-from api.security import hash_password
 from core.clock import Clock
 from core.domain import Event, Family, MetricValue, Role
-from core.settings import load_settings
-from runtime.api_process import build_services
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm, AuditEntry, Incident
 from storage.state.registry import DeviceSpec, ZoneSpec
+from tests.harness.api import login, services_with_users
 from tests.test_inhibit import SITE, T0, Plant, inventory
 
-PASSWORD = "correct-horse"
-HASHED = hash_password(PASSWORD)
 F3, F4, GARAGE = "b1-f3-z1", "b1-f4-z1", "b1-garage"
 DETECTORS = tuple(DeviceSpec(SITE, Family.FIRE_PANEL, f"det-f3-{n:02}", "", "b1", F3, "gw-b1") for n in range(30)) \
     + tuple(DeviceSpec(SITE, Family.FIRE_PANEL, f"det-f4-{n:02}", "", "b1", F4, "gw-b1") for n in range(2)) \
@@ -110,9 +106,7 @@ def sqlite_db(tmp_path: Path) -> Iterator[StateDatabase]:
 
 def api_app(db: StateDatabase, clock: Clock) -> FastAPI:
     """The app with these routers, as `api.app.create_app` builds it once they are in V1_ROUTERS."""
-    services = build_services(load_settings(environment="demo", jwt_ttl_minutes=15), db, clock)
-    for role in Role:
-        services.users.add(role.value, HASHED, role, T0)
+    services = services_with_users(db, clock)
     app = FastAPI()
     app.state.services = services
     errors.install(app)
@@ -123,10 +117,6 @@ def api_app(db: StateDatabase, clock: Clock) -> FastAPI:
     return app
 
 
-def login(client: TestClient, user: str) -> dict[str, str]:
-    response = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture

@@ -12,19 +12,16 @@ from alarms import maintenance
 from alarms.maintenance import MaintenanceStage
 from alarms.service import AlarmService
 from api.app import create_app
-from api.security import hash_password
 from core.clock import FakeClock
-from core.domain import DeviceRef, Family, Reading, Role
-from core.settings import load_settings
+from core.domain import DeviceRef, Family, Reading
 from rules.engine import RuleEngine
 from rules.loader import rule_by_id
-from runtime.api_process import build_services
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm
+from tests.harness.api import login, services_with_users
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 CO2 = rule_by_id("env.co2_high")
-PASSWORD = "maintenance-pw"
 
 
 def raise_co2(db: StateDatabase, clock: FakeClock, device: str, start: float = 0) -> None:
@@ -81,17 +78,11 @@ def test_maintenance_needs_reason_and_bounded_time(state_db: StateDatabase, reas
 
 def test_api_maintenance_and_out_of_service(state_db: StateDatabase) -> None:
     clock = FakeClock(T0)
-    services = build_services(load_settings(environment="demo"), state_db, clock)
-    for role in Role:
-        services.users.add(role.value, hash_password(PASSWORD), role, T0)
+    services = services_with_users(state_db, clock)
     raise_co2(state_db, clock, "room-3")
     alarm_id = alarms(state_db)["room-3"].id
     with TestClient(create_app(services)) as client:
-        def login(user: str) -> dict[str, str]:
-            token = client.post("/api/v1/auth/token", data={"username": user, "password": PASSWORD})
-            return {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-        operator, engineer = login("operator"), login("engineer")
+        operator, engineer = login(client, "operator"), login(client, "engineer")
         body = {"site": "s1", "target_kind": "device", "target": "s1/env/room-4", "reason": "swap",
                 "until": (T0 + timedelta(hours=1)).isoformat()}
         assert client.post("/api/v1/maintenance", json=body, headers=operator).status_code == 403

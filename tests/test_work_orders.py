@@ -14,21 +14,17 @@ from sqlalchemy import select
 
 from alarms.lifecycle import InvalidRequest
 from api.app import create_app
-from api.security import hash_password
 from core.clock import FakeClock
 from core.domain import Role
 from core.errors import NotFound
-from core.settings import load_settings
 from maintenance import plans, workorders
 from maintenance.risks import record_risks
 from maintenance.workorders import NewWorkOrder, Part, WorkOrderRefused
-from runtime.api_process import build_services
 from storage.state.database import StateDatabase
 from storage.state.equipment_models import EquipmentDevice, EquipmentRisk
 from storage.state.models import Alarm, AuditEntry, Maintenance
 from tests.equipment_support import LEDGER_CSV, T0, raise_vibration, seed
-
-PASSWORD = "work-orders-pw"
+from tests.harness.api import login, services_with_users
 
 
 def create(db: StateDatabase, **fields: Any) -> int:
@@ -242,15 +238,9 @@ class _Risk:
 @pytest.fixture
 def api(state_db: StateDatabase) -> Iterator[tuple[TestClient, dict[Role, dict[str, str]]]]:
     seed(state_db)
-    services = build_services(load_settings(environment="demo"), state_db, FakeClock(T0))
-    for role in Role:
-        services.users.add(role.value, hash_password(PASSWORD), role, T0)
+    services = services_with_users(state_db, FakeClock(T0))
     with TestClient(create_app(services)) as client:
-        headers = {}
-        for role in Role:
-            token = client.post("/api/v1/auth/token", data={"username": role.value, "password": PASSWORD})
-            headers[role] = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        yield client, headers
+        yield client, {role: login(client, role.value) for role in Role}
 
 
 def test_api_equipment_list_detail_and_health(api: tuple[TestClient, dict[Role, dict[str, str]]],
