@@ -15,26 +15,14 @@ from prometheus_client import start_http_server
 
 from core.clock import SystemClock
 from core.domain import Role
-from core.errors import ConfigError, Conflict, FmonError
-from core.settings import Settings, load_settings
+from core.errors import FmonError
+from runtime.cli_support import CONFIG_OPTION, settings_from, state_database
 from runtime.contract_cli import contract
 from runtime.inventory_cli import inventory
 from runtime.maintenance_cli import maintenance
 from runtime.playbooks_cli import playbooks
 from runtime.rules_cli import rules
 from runtime.simulate_cli import simulate, wait_for_signal
-
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
-)
-
-
-def _settings(config_file: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config_file, **overrides)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 @click.group()
@@ -70,7 +58,7 @@ def demo(port: int, host: str, password: str | None, data_dir: Path, broker: str
     _check_port_free(host=host, port=port, what="--port")
     if broker is None:
         _check_port_free(host="127.0.0.1", port=broker_port, what="--broker-port")
-    settings = _settings(
+    settings = settings_from(
         config_file, environment="demo", api_port=port, api_host=host, data_dir=data_dir,
         broker_url=broker or f"mqtt://127.0.0.1:{broker_port}", influx_url=influx, database_url=database,
     )
@@ -85,7 +73,7 @@ def ingest(config_file: Path | None) -> None:
     from runtime.ingest_process import build_ingest
     from storage.state.database import StateDatabase
 
-    settings = _settings(config_file)
+    settings = settings_from(config_file)
     db = StateDatabase(settings.state_database_url)
     db.upgrade()
     process = build_ingest(settings, db, SystemClock())
@@ -104,7 +92,7 @@ def api(config_file: Path | None) -> None:
     from runtime.api_process import build_services, serve_api
     from storage.state.database import StateDatabase
 
-    settings = _settings(config_file)
+    settings = settings_from(config_file)
     db = StateDatabase(settings.state_database_url)
     db.upgrade()
 
@@ -126,11 +114,8 @@ def db() -> None:
 @CONFIG_OPTION
 def db_upgrade(config_file: Path | None) -> None:
     """Create or migrate the state database to the current schema."""
-    from storage.state.database import StateDatabase
-
-    database = StateDatabase(_settings(config_file).state_database_url)
-    database.upgrade()
-    click.echo("state database is up to date")
+    with state_database(config_file):
+        click.echo("state database is up to date")
 
 
 @main.group()
@@ -148,19 +133,17 @@ def users() -> None:
 def users_add(username: str, role: str, password: str, replace: bool, config_file: Path | None) -> None:
     """Add a user (passwords are stored as argon2 hashes)."""
     from api.security import hash_password
-    from storage.state.database import StateDatabase
     from storage.state.users import UserStore
 
     try:
         hashed = hash_password(password)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--password") from None
-    database = StateDatabase(_settings(config_file).state_database_url)
-    database.upgrade()
-    try:
-        UserStore(database).add(username, hashed, Role(role), SystemClock().now(), replace=replace)
-    except (Conflict, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with state_database(config_file) as database:  # a Conflict (user exists) becomes a click error
+        try:
+            UserStore(database).add(username, hashed, Role(role), SystemClock().now(), replace=replace)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(f"user {username} ({role}) saved")
 
 

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from core.clock import SystemClock
-from core.errors import ConfigError, FmonError
+from core.errors import ConfigError
 from core.schema import DEFAULT_REPORT_INTERVAL_S
-from core.settings import load_settings
+from runtime.cli_support import CONFIG_OPTION, state_database
 from storage.state.registry import DeviceRecord, ImportReport, RegistryStore
-
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
-)
 
 
 @click.group()
@@ -42,8 +36,8 @@ def inventory_import(file: Path, dry_run: bool, actor: str, config_file: Path | 
         parsed = load_inventory(file)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    with _store(config_file) as store:
-        report = store.apply(parsed, SystemClock().now(), actor=actor, dry_run=dry_run)
+    with state_database(config_file) as db:
+        report = RegistryStore(db).apply(parsed, SystemClock().now(), actor=actor, dry_run=dry_run)
     for line in report_lines(report):
         click.echo(line)
 
@@ -53,8 +47,8 @@ def inventory_import(file: Path, dry_run: bool, actor: str, config_file: Path | 
 @CONFIG_OPTION
 def inventory_list(site: str | None, config_file: Path | None) -> None:
     """List registered devices: location, gateway, report interval."""
-    with _store(config_file) as store:
-        devices = store.devices(site)
+    with state_database(config_file) as db:
+        devices = RegistryStore(db).devices(site)
     if not devices:
         click.echo(f"no devices registered{f' in site {site}' if site else ''}")
         return
@@ -90,20 +84,3 @@ def _device_row(d: DeviceRecord) -> tuple[str, ...]:
             d.gateway_id or "-", f"{interval:g}{marker}", d.registered_by, name)
 
 
-@contextmanager
-def _store(config_file: Path | None) -> Iterator[RegistryStore]:
-    """The registry of the configured state database, migrated to the current schema."""
-    from storage.state.database import StateDatabase
-
-    try:
-        settings = load_settings(config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    db = StateDatabase(settings.state_database_url)
-    try:
-        db.upgrade()
-        yield RegistryStore(db)
-    except FmonError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()

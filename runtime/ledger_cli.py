@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,35 +16,14 @@ import click
 from sqlalchemy import select
 
 from core.clock import SystemClock
-from core.errors import ConfigError, FmonError
-from core.settings import load_settings
-from storage.state.database import StateDatabase
+from runtime.cli_support import CONFIG_OPTION, state_database
 
 if TYPE_CHECKING:
     from maintenance.schedule import Schedule
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
-)
 ACTOR_OPTION = click.option("--actor", default="cli", show_default=True, help="Who acts, for the audit log.")
 
 
-@contextmanager
-def _database(config_file: Path | None) -> Iterator[StateDatabase]:
-    """The configured state database, migrated; fmon errors become click errors."""
-    try:
-        settings = load_settings(config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    db = StateDatabase(settings.state_database_url)
-    try:
-        db.upgrade()
-        yield db
-    except FmonError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
 
 
 def _read(file: Path) -> str:
@@ -78,7 +56,7 @@ def ledger_import(file: Path, dry_run: bool, actor: str, config_file: Path | Non
     from maintenance.ledger import import_csv
 
     text = _read(file)
-    with _database(config_file) as db:
+    with state_database(config_file) as db:
         report = import_csv(db, text, str(file), SystemClock().now(), actor=actor, dry_run=dry_run)
     verb = "would import (dry run, nothing saved)" if dry_run else "imported"
     click.echo(f"{verb} {file}: {report.created} created, {report.updated} updated, {report.unchanged} unchanged")
@@ -93,7 +71,7 @@ def ledger_export(out: Path | None, site: str | None, config_file: Path | None) 
     """Export the ledger as CSV, in the format `ledger import` reads."""
     from maintenance.ledger import export_csv
 
-    with _database(config_file) as db, db.session() as session:
+    with state_database(config_file) as db, db.session() as session:
         text = export_csv(session, site)
     if out is None:
         click.echo(text, nl=False)
@@ -119,7 +97,7 @@ def technicians_import(file: Path, actor: str, config_file: Path | None) -> None
     from maintenance import roster
 
     text = _read(file)
-    with _database(config_file) as db, db.session() as session:
+    with state_database(config_file) as db, db.session() as session:
         specs = roster.parse_csv(text, str(file))
         changed = roster.apply(session, specs, str(file), SystemClock().now(), actor=actor)
     click.echo(f"imported {file}: {len(specs)} technicians, {changed} created or changed")
@@ -132,7 +110,7 @@ def technicians_list(config_file: Path | None) -> None:
     from maintenance import roster
     from storage.state.equipment_models import Technician
 
-    with _database(config_file) as db, db.session() as session:
+    with state_database(config_file) as db, db.session() as session:
         rows = [roster.view(t) for t in session.scalars(select(Technician).order_by(Technician.id))]
     for row in rows:
         state = "" if row["active"] else " (inactive)"
@@ -175,7 +153,7 @@ def plans_generate(days: int, site: str | None, actor: str, config_file: Path | 
     """Create planned work orders (idempotent: never twice for one task and period)."""
     from maintenance.plans import generate
 
-    with _database(config_file) as db, db.session() as session:
+    with state_database(config_file) as db, db.session() as session:
         report = generate(session, SystemClock().now(), days, actor=actor, site=site)
     click.echo(f"{len(report.created)} planned work orders created, {report.existing} already there "
                f"(periods due {report.first_day} to {report.last_day})")
@@ -203,7 +181,7 @@ def work_orders_list(show_all: bool, equipment: str | None, config_file: Path | 
         query = query.where(WorkOrder.status.in_(OPEN_STATUSES))
     if equipment:
         query = query.where(WorkOrder.equipment_id == equipment)
-    with _database(config_file) as db, db.session() as session:
+    with state_database(config_file) as db, db.session() as session:
         for order in session.scalars(query.limit(1000)):
             due = order.due_at.strftime("%Y-%m-%d %H:%M") if order.due_at else "-"
             click.echo(f"#{order.id:<5} {order.kind:<10} {order.status:<11} {order.priority:<6} {due:<16} "
@@ -236,7 +214,7 @@ def schedule(days: int, threshold: float, site: str | None, blackouts: Sequence[
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--blackout") from None
     now = SystemClock().now()
-    with _database(config_file) as db, db.session() as session:
+    with state_database(config_file) as db, db.session() as session:
         inputs = load(session, now, days=days, threshold=threshold, site=site)
     result = build_schedule(inputs.jobs, inputs.crews, now, Options(days, windows, inputs.tz))
     if as_json:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from runtime.cli_support import CONFIG_OPTION, settings_from, state_database
 from runtime.ledger_cli import COMMANDS as LEDGER_COMMANDS
 from runtime.maintenance_ml_cli import COMMANDS as ML_COMMANDS
 
@@ -29,27 +30,17 @@ for _command in LEDGER_COMMANDS:
 
 
 @maintenance.command("jobs")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.")
+@CONFIG_OPTION
 @click.option("--every", type=float, default=0.0, help="Keep running, every N seconds (default: once).")
 @click.option("--horizon", default="7d", show_default=True, help="Failure horizon of the model (whole days).")
 def jobs_command(config_file: Path | None, every: float, horizon: str) -> None:
     """Planned work orders, failure-model retraining and daily risk scores: whatever is due now."""
     from core.clock import SystemClock
-    from core.errors import ConfigError, FmonError
-    from core.settings import load_settings
     from runtime.health_jobs import open_health_jobs, run_periodically
     from runtime.maintenance_ml_cli import parse_horizon
-    from storage.state.database import StateDatabase
 
-    try:
-        settings = load_settings(config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    db = StateDatabase(settings.state_database_url)
-    try:
-        db.upgrade()
-        jobs, store = open_health_jobs(settings, db, parse_horizon(horizon))
+    with state_database(config_file) as db:
+        jobs, store = open_health_jobs(settings_from(config_file), db, parse_horizon(horizon))
         try:
             if every <= 0:
                 for line in jobs.run(SystemClock().now()):
@@ -66,7 +57,3 @@ def jobs_command(config_file: Path | None, every: float, horizon: str) -> None:
             asyncio.run(forever())
         finally:
             store.close()
-    except FmonError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()

@@ -11,18 +11,15 @@ from pathlib import Path
 
 import click
 
-from core.errors import ConfigError, FmonError
-from core.settings import Settings, load_settings
+from core.errors import FmonError
+from core.settings import Settings
 from rules.backtest import BacktestReport, backtest
 from rules.engine import KindOf, ZoneOf
 from rules.loader import LIBRARY, load_rules
 from rules.model import ChangeKind, Rule
 from rules.testing import check_rules, run_tests
+from runtime.cli_support import CONFIG_OPTION, settings_from
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
-)
 PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
 
@@ -91,7 +88,7 @@ def rules_backtest(start: str, end: str, rule_paths: tuple[Path, ...], site: str
     t1, t2 = _when(start, "--from"), _when(end, "--to")
     if t2 <= t1:
         raise click.BadParameter("must be after --from", param_hint="--to")
-    settings = _settings(config_file)
+    settings = settings_from(config_file)
     try:
         rule_list = load_rules(rule_paths or (LIBRARY,))
         tick = timedelta(seconds=tick_s if tick_s is not None else settings.rule_tick_seconds)
@@ -189,9 +186,4 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _settings(config_file: Path | None) -> Settings:
-    try:
-        return load_settings(config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 

@@ -23,6 +23,7 @@ from core.broker import BrokerAddress
 from core.clock import SystemClock
 from core.domain import validate_id
 from core.errors import FmonError
+from runtime.cli_support import CONFIG_OPTION, settings_from
 
 if TYPE_CHECKING:
     from simulators.gateway import Mode
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from simulators.scenario import BoundScenario
     from simulators.site import Site
 
-CONFIG_OPTION = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (also FMON_CONFIG); FMON_* environment variables override it.",
-)
 
 
 @click.group()
@@ -224,7 +221,7 @@ def simulate_backfill(days: float, site: str, seed: int, end_text: str | None, r
     """Write a simulated site's history, with degradations and failures, into the telemetry store."""
     from runtime.backfill import BackfillOptions, run_backfill
 
-    settings = _settings(config_file)
+    settings = settings_from(config_file)
     end = _end_time(end_text)
     options = BackfillOptions(site, seed, days, end, resolution, log_path=log_path)
     total = int(timedelta(days=days).total_seconds())
@@ -238,14 +235,6 @@ def simulate_backfill(days: float, site: str, seed: int, end_text: str | None, r
     click.echo(f"maintenance and failure log ({result.log_entries} entries): {result.log_path}")
 
 
-def _settings(config_file: Path | None) -> Any:
-    from core.errors import ConfigError
-    from core.settings import load_settings
-
-    try:
-        return load_settings(config_file)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
 
 
 def _end_time(text: str | None) -> datetime:

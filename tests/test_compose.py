@@ -435,7 +435,7 @@ def test_dockerfile_env_names_only_settings_fields() -> None:
 
 
 def reads_settings(command: click.Command) -> bool:
-    """fmon commands that build Settings take `--config` (CONFIG_OPTION in runtime/cli.py)."""
+    """fmon commands that build Settings take `--config` (CONFIG_OPTION in runtime/cli_support.py)."""
     return any(param.name == "config_file" for param in command.params)
 
 
