@@ -692,31 +692,27 @@ function tick() {
 
 // ---------------------------------------------------------------------------- reports
 
-// The report needs the bearer token, so it is fetched here and handed to the browser as a blob.
-async function openReport(id) {
+// The report needs the bearer token, so it is fetched here and handed to the browser as a blob:
+// HTML opens in a new tab, Markdown downloads.
+const REPORT_FORMATS = {
+  html: { type: "text/html", link: () => ({ target: "_blank", rel: "noopener" }) },
+  md: { type: "text/markdown", link: (id) => ({ download: `incident-${id}-report.md` }) },
+};
+
+async function fetchReport(id, format) {
+  const { type, link } = REPORT_FORMATS[format];
   try {
-    const { text } = await apiText(`/incidents/${id}/report?format=html`, "text/html");
-    const url = URL.createObjectURL(new Blob([text], { type: "text/html;charset=utf-8" }));
-    const link = el("a", { href: url, target: "_blank", rel: "noopener" });
-    document.body.append(link);
-    link.click();
-    link.remove();
+    const { text } = await apiText(`/incidents/${id}/report?format=${format}`, type);
+    const url = URL.createObjectURL(new Blob([text], { type: `${type};charset=utf-8` }));
+    const anchor = el("a", { href: url, ...link(id) });
+    document.body.append(anchor);
+    anchor.click();
+    anchor.remove();
     setTimeout(() => URL.revokeObjectURL(url), BLOB_LIFETIME_MS);
   } catch (error) {
     if (!(error instanceof AuthError)) toast(errorMessage(error), "error");
   }
 }
 
-async function downloadReport(id) {
-  try {
-    const { text } = await apiText(`/incidents/${id}/report?format=md`, "text/markdown");
-    const url = URL.createObjectURL(new Blob([text], { type: "text/markdown;charset=utf-8" }));
-    const link = el("a", { href: url, download: `incident-${id}-report.md` });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), BLOB_LIFETIME_MS);
-  } catch (error) {
-    if (!(error instanceof AuthError)) toast(errorMessage(error), "error");
-  }
-}
+const openReport = (id) => fetchReport(id, "html");
+const downloadReport = (id) => fetchReport(id, "md");
