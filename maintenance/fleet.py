@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from core.domain import DeviceRef, Family
@@ -57,11 +57,23 @@ def device_links(session: Session) -> dict[DeviceRef, str]:
     return {device: code for device, code in links.items() if code in known}
 
 
+def _is_failure() -> ColumnElement[bool]:
+    return (WorkOrder.kind == "corrective") & (WorkOrder.status != "cancelled")
+
+
+def fleet_failures(session: Session, since: datetime) -> int:
+    """How many failures were recorded since `since` (a count, without reading any telemetry)."""
+    return session.scalar(select(func.count()).select_from(WorkOrder)
+                          .where(WorkOrder.created_at >= since, _is_failure())) or 0
+
+
 def fleet_events(session: Session, links: dict[DeviceRef, str], since: datetime) -> pd.DataFrame:
     """Failures, maintenance and errors of the ledger's equipment since `since`."""
     records: list[EventRecord] = []
-    for order in session.scalars(select(WorkOrder).where(WorkOrder.created_at >= since)):
-        if order.kind == "corrective" and order.status != "cancelled":
+    failure = _is_failure()
+    query = select(WorkOrder, failure.label("failure")).where(WorkOrder.created_at >= since)
+    for order, is_failure in session.execute(query):
+        if is_failure:
             records.append(EventRecord(order.created_at, order.equipment_id, "failure", order.skill))
         elif order.status == "done" and order.completed_at is not None:
             records.append(EventRecord(order.completed_at, order.equipment_id, "maintenance", order.kind))

@@ -28,7 +28,7 @@ from core.errors import ConfigError
 from core.settings import Settings
 from maintenance import plans
 from maintenance.artifact import load, save
-from maintenance.fleet import FleetHistory, fleet_history
+from maintenance.fleet import FleetHistory, fleet_failures, fleet_history
 from maintenance.history import ReadingSource
 from maintenance.jobs import DataState, Job, JobPolicy, Runs, plan
 from maintenance.predict import score
@@ -63,8 +63,15 @@ class HealthJobs:
         """Do what is due at `now`; one line per thing done."""
         done = [self._plan_work(now)]
         runs = self._runs()
+        since = now - timedelta(days=self.history_days)
         with self.db.session() as session:
-            history = fleet_history(session, self.store, now - timedelta(days=self.history_days), now)
+            failures = fleet_failures(session, since)
+        # Reading the history is the expensive part: only when something is due without counting
+        # its growth (then the plan is made again with the real row count, which may add a retrain).
+        if not plan(now, runs, DataState(rows=runs.rows_at_training, failures=failures), self.policy):
+            return done
+        with self.db.session() as session:
+            history = fleet_history(session, self.store, since, now)
         for job in plan(now, runs, _data_state(history), self.policy):
             runs, line = self._do(job, history, runs, now)
             done.append(line)

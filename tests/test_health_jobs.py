@@ -9,6 +9,7 @@ record the risks; run again, they do nothing twice.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +39,11 @@ def vibration(device: str, t: datetime, rng: random.Random) -> float:
     wear = max((1 - (end - t) / timedelta(days=5) for end in ends if timedelta(0) <= end - t <= timedelta(days=5)),
                default=0.0)
     return round(20 + 40 * wear + rng.gauss(0, 2), 2)
+
+
+class Unreadable:
+    def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:
+        raise AssertionError("the telemetry was read")
 
 
 @pytest.fixture
@@ -81,7 +87,8 @@ def test_jobs_plan_train_score_and_do_nothing_twice(history: tuple[StateDatabase
     assert planned and planned > 0
 
     assert jobs.run(now)[1:] == []  # nothing retrained or rescored, also from a new object (restart)
-    assert HealthJobs(db, store, tmp_path / "models").run(now + timedelta(hours=2))[1:] == []
+    # with nothing due, the telemetry is not even read
+    assert HealthJobs(db, Unreadable(), tmp_path / "models").run(now + timedelta(hours=2))[1:] == []
     later = HealthJobs(db, store, tmp_path / "models").run(now + timedelta(days=1))
     assert [line.split(":")[0] for line in later[1:]] == [f"scored {now.date()}"]
 
