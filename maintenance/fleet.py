@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.domain import DeviceRef, Family
+from maintenance import workorders
 from maintenance.history import (
     EventRecord,
     ReadingSource,
@@ -57,20 +58,10 @@ def device_links(session: Session) -> dict[DeviceRef, str]:
     return {device: code for device, code in links.items() if code in known}
 
 
-def _is_failure() -> ColumnElement[bool]:
-    return (WorkOrder.kind == "corrective") & (WorkOrder.status != "cancelled")
-
-
-def fleet_failures(session: Session, since: datetime) -> int:
-    """How many failures were recorded since `since` (a count, without reading any telemetry)."""
-    return session.scalar(select(func.count()).select_from(WorkOrder)
-                          .where(WorkOrder.created_at >= since, _is_failure())) or 0
-
-
 def fleet_events(session: Session, links: dict[DeviceRef, str], since: datetime) -> pd.DataFrame:
     """Failures, maintenance and errors of the ledger's equipment since `since`."""
     records: list[EventRecord] = []
-    failure = _is_failure()
+    failure = workorders.is_failure()
     query = select(WorkOrder, failure.label("failure")).where(WorkOrder.created_at >= since)
     for order, is_failure in session.execute(query):
         if is_failure:

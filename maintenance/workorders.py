@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from alarms import maintenance
@@ -326,3 +327,14 @@ def view(order: WorkOrder) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def is_failure() -> ColumnElement[bool]:
+    """A failure in the equipment's history: a corrective work order that was not cancelled."""
+    return (WorkOrder.kind == "corrective") & (WorkOrder.status != "cancelled")
+
+
+def failures_since(session: Session, since: datetime) -> int:
+    """How many failures were recorded since `since`."""
+    return session.scalar(select(func.count()).select_from(WorkOrder)
+                          .where(WorkOrder.created_at >= since, is_failure())) or 0

@@ -21,22 +21,22 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.clock import Clock
 from core.errors import ConfigError
 from core.settings import Settings
 from maintenance import plans
-from maintenance.artifact import load, save
-from maintenance.fleet import FleetHistory, fleet_failures, fleet_history
-from maintenance.history import ReadingSource
 from maintenance.jobs import DataState, Job, JobPolicy, Runs, plan
-from maintenance.predict import score
 from maintenance.risks import record_risks
-from maintenance.training import train
+from maintenance.workorders import failures_since
 from runtime.ingest_process import open_telemetry_store
 from storage.state.database import StateDatabase
 from storage.telemetry import TelemetryStore
+
+if TYPE_CHECKING:  # pandas and scikit-learn load only when a job is due (seconds at start-up otherwise)
+    from maintenance.fleet import FleetHistory
+    from maintenance.history import ReadingSource
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,13 @@ class HealthJobs:
         runs = self._runs()
         since = now - timedelta(days=self.history_days)
         with self.db.session() as session:
-            failures = fleet_failures(session, since)
+            failures = failures_since(session, since)
         # Reading the history is the expensive part: only when something is due without counting
         # its growth (then the plan is made again with the real row count, which may add a retrain).
         if not plan(now, runs, DataState(rows=runs.rows_at_training, failures=failures), self.policy):
             return done
+        from maintenance.fleet import fleet_history
+
         with self.db.session() as session:
             history = fleet_history(session, self.store, since, now)
         for job in plan(now, runs, _data_state(history), self.policy):
@@ -84,6 +86,10 @@ class HealthJobs:
         return f"planned work orders: {len(report.created)} new, {report.existing} already there"
 
     def _do(self, job: Job, history: FleetHistory, runs: Runs, now: datetime) -> tuple[Runs, str]:
+        from maintenance.artifact import load, save
+        from maintenance.predict import score
+        from maintenance.training import train
+
         if job.kind == "train":
             try:
                 artifact = train(history.telemetry, history.events, history.assets, self.horizon_days, now=now)
