@@ -8,8 +8,10 @@ meantime raised "dictionary changed size during iteration" and dropped a client 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import warnings
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -62,5 +64,11 @@ async def test_concurrent_sessions_do_not_break_the_broker(caplog: pytest.LogCap
             await asyncio.sleep(0.5)
     finally:
         await broker.shutdown()
+    del broker
+    with warnings.catch_warnings():
+        # amqtt leaves the server side of a few taken-over connections unclosed (a leak of its own,
+        # not the race tested here); collect them now, or their ResourceWarnings fail a later test
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     assert failures == []
     assert "dictionary changed size" not in caplog.text
