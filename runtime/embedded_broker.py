@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import ItemsView, Iterator
 from typing import Any
 
@@ -27,12 +29,34 @@ class SnapshotDict(dict[str, Any]):
         return dict(super().items()).items()
 
 
+class EmbeddedBroker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    """amqtt's broker with two mends: its subscription table iterates over a snapshot (above), and
+    shutting down closes every connection it accepted (amqtt 0.12.1 leaves the odd one open, e.g. a
+    client that connects while sessions are being cleaned up; its socket then outlives the loop)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._subscriptions = SnapshotDict()
+        self._accepted: weakref.WeakSet[asyncio.StreamWriter] = weakref.WeakSet()
+
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               listener_name: str) -> None:
+        self._accepted.add(writer)
+        await super().stream_connected(reader, writer, listener_name)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        for writer in list(self._accepted):
+            if not writer.is_closing():
+                writer.close()
+        await asyncio.sleep(0)  # let the transports finish closing before the loop may stop
+
+
 async def start_embedded_broker(host: str, port: int) -> Broker:
-    broker = Broker({
+    broker = EmbeddedBroker({
         "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
     })
-    broker._subscriptions = SnapshotDict()  # works around the amqtt race above
     try:
         await broker.start()
     except Exception as exc:  # amqtt raises its own BrokerError or OSError
