@@ -1,11 +1,15 @@
-"""The MQTT side of ingest: a paho-mqtt client whose network thread only hands messages over.
+"""The MQTT side of ingest: a network thread that only hands messages over, and batches.
 
-Messages go into a queue; a processing thread takes them in batches (up to `batch_size`, or
+The network thread (`ingest.wire`, a minimal MQTT 3.1.1 subscriber) puts each socket read's
+messages into a queue; a processing thread takes them in batches (up to `batch_size`, or
 whatever arrived within `flush_seconds`) and calls the handler once per batch. QoS 1 messages
-are acknowledged manually: the handler calls `ack()` once the batch is durable (spooled). A
-batch whose handler fails before that is retried, so an unacknowledged message is never lost;
-with a persistent session (fixed client id, clean session off) the broker also redelivers
-what was unacknowledged when the process died.
+are acknowledged manually, one write per batch: the handler calls `ack()` once the batch is
+durable (spooled). A batch whose handler fails before that is retried, so an unacknowledged
+message is never lost; with a persistent session (fixed client id, clean session off) the
+broker also redelivers what was unacknowledged when the process died or the connection broke.
+
+`make_client` builds the paho clients of the rest of fmon (alarm bus, device commands), which
+publish little and need paho's completeness more than speed.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.broker import BrokerAddress
 from core.clock import Clock
+from ingest.wire import Publish, WireSubscriber
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ class Message:
     received_at: datetime
     mid: int = 0
     qos: int = 0
+    connection: int = 0  # which connection delivered it: acknowledgements go back on that one only
 
 
 Ack = Callable[[], None]
@@ -60,55 +67,44 @@ class MqttConsumer:
     def __init__(self, address: BrokerAddress, client_id: str, topics: Sequence[str],
                  handler: BatchHandler, clock: Clock, *, batch_size: int = 5000,
                  flush_seconds: float = 0.2) -> None:
-        self._address, self._topics, self._handler, self._clock = address, tuple(topics), handler, clock
+        self._handler, self._clock = handler, clock
         self._batch_size, self._flush_seconds = batch_size, flush_seconds
-        self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Message]] = queue.SimpleQueue()
+        self._backlog = 0  # messages queued, not yet taken into a batch
+        self._backlog_lock = threading.Lock()  # counted from two threads
+        self._pending: list[Message] = []  # taken from the queue, left over for the next batch
         self._stopping = threading.Event()
-        self.connected = threading.Event()
-        self._client = make_client(address, client_id, clean_start=False, manual_ack=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._subscriber = WireSubscriber(address, client_id, topics, self._on_publishes)
+        self.connected = self._subscriber.connected
         self._worker = threading.Thread(target=self._run, name="ingest-batches", daemon=True)
 
     def start(self) -> None:
         self._worker.start()
-        self._client.connect_async(self._address.host, self._address.port, keepalive=30)
-        self._client.loop_start()
+        self._subscriber.start()
 
     def stop(self) -> None:
         """Disconnect, then let the worker handle what is already queued."""
         self._stopping.set()
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._subscriber.stop()
         self._worker.join(timeout=30)
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return self._backlog
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        if getattr(reason, "is_failure", False):
-            log.error("broker %s refused the connection: %s", self._address.url, reason)
-            return
-        client.subscribe([(topic, 1) for topic in self._topics])
-        self.connected.set()
-        log.info("ingest connected to %s, subscribed to %s", self._address.url, ", ".join(self._topics))
-
-    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        self.connected.clear()
-        if not self._stopping.is_set():
-            log.warning("ingest lost the broker %s (%s); reconnecting", self._address.url, reason)
-
-    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.topic, bytes(msg.payload), self._clock.now(), msg.mid, msg.qos))
+    def _on_publishes(self, publishes: list[Publish], connection: int) -> None:
+        now = self._clock.now()
+        with self._backlog_lock:
+            self._backlog += len(publishes)
+        self._queue.put([Message(p.topic, p.payload, now, p.mid, p.qos, connection) for p in publishes])
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Publish from ingest (e.g. a Sparkplug rebirth request)."""
-        self._client.publish(topic, payload, qos=qos)
+        """Publish from ingest (e.g. a Sparkplug rebirth request); dropped while disconnected."""
+        if not self._subscriber.publish(topic, payload, qos):
+            log.warning("not connected: could not publish to %s", topic)
 
     def _run(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
+        while not (self._stopping.is_set() and self._queue.empty() and not self._pending):
             batch = self._next_batch()
             if batch:
                 self._handle(batch)
@@ -117,9 +113,12 @@ class MqttConsumer:
         acked = threading.Event()
 
         def ack() -> None:
+            by_connection: defaultdict[int, list[int]] = defaultdict(list)
             for message in batch:
                 if message.qos > 0:
-                    self._client.ack(message.mid, message.qos)
+                    by_connection[message.connection].append(message.mid)
+            for connection, mids in by_connection.items():
+                self._subscriber.ack(connection, mids)
             acked.set()
 
         while True:
@@ -135,15 +134,22 @@ class MqttConsumer:
                     return  # unacknowledged: the broker redelivers them to the next session
 
     def _next_batch(self) -> list[Message]:
-        try:
-            batch = [self._queue.get(timeout=self._flush_seconds)]
-        except queue.Empty:
-            return []
-        size = len(batch[0].payload)
+        batch, self._pending = self._pending, []
+        if not batch:
+            try:
+                batch = self._queue.get(timeout=self._flush_seconds)
+            except queue.Empty:
+                return []
+        size = sum(len(m.payload) for m in batch)
         while len(batch) < self._batch_size and size < MAX_BATCH_BYTES:
             try:
-                batch.append(self._queue.get_nowait())
+                more = self._queue.get_nowait()
             except queue.Empty:
                 break
-            size += len(batch[-1].payload)
+            batch.extend(more)
+            size += sum(len(m.payload) for m in more)
+        if len(batch) > self._batch_size:
+            batch, self._pending = batch[:self._batch_size], batch[self._batch_size:]
+        with self._backlog_lock:
+            self._backlog -= len(batch)
         return batch

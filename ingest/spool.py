@@ -4,6 +4,10 @@ Ingest appends each decoded batch here (one SQLite transaction, fsynced) before 
 acknowledges the MQTT messages, so a reading the broker considers delivered is never only in
 memory. The writer drains the spool in order and deletes what the store has confirmed; after
 a crash or restart it simply continues from what is left.
+
+The batches appended by this process are also kept in memory (up to `memory_readings`), so the
+writer takes them without decoding them again from disk; the disk copy is what survives a crash,
+and batches past the bound, or left from an earlier run, are decoded from it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class SpooledBatch:
 
 
 class Spool:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, memory_readings: int = 100_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -48,6 +52,8 @@ class Spool:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._depth = self._count()
+        self._memory: dict[int, list[Reading]] = {}  # row id -> the readings appended in it
+        self._memory_readings, self._memory_limit = 0, memory_readings
 
     def append(self, readings: Sequence[Reading], now: datetime) -> None:
         """Persist one batch (a single row, a single fsync)."""
@@ -56,32 +62,45 @@ class Spool:
         body = orjson.dumps([encode(r) for r in readings])
         try:
             with self._lock:
-                self._db.execute("INSERT INTO spool (readings, appended_ms, body) VALUES (?, ?, ?)",
-                                 (len(readings), int(now.timestamp() * 1000), body))
+                cursor = self._db.execute("INSERT INTO spool (readings, appended_ms, body) VALUES (?, ?, ?)",
+                                          (len(readings), int(now.timestamp() * 1000), body))
                 self._depth += len(readings)
+                if cursor.lastrowid is not None and self._memory_readings + len(readings) <= self._memory_limit:
+                    self._memory[cursor.lastrowid] = list(readings)
+                    self._memory_readings += len(readings)
         except sqlite3.Error as exc:
             raise StorageError(f"spool append of {len(readings)} readings failed: {exc}") from exc
 
     def take(self, max_readings: int) -> SpooledBatch | None:
         """The oldest rows, up to about `max_readings` readings (at least one row)."""
         with self._lock:
-            rows = self._db.execute("SELECT id, readings, body FROM spool ORDER BY id LIMIT 1000").fetchall()
+            rows = self._db.execute("SELECT id, readings FROM spool ORDER BY id LIMIT 1000").fetchall()
         if not rows:
             return None
         readings: list[Reading] = []
         upto = rows[0][0]
-        for row_id, count, body in rows:
+        for row_id, count in rows:
             if readings and len(readings) + count > max_readings:
                 break
-            readings.extend(decode(item) for item in orjson.loads(body))
+            readings.extend(self._readings_of(row_id))
             upto = row_id
         return SpooledBatch(upto, readings)
+
+    def _readings_of(self, row_id: int) -> list[Reading]:
+        with self._lock:
+            kept = self._memory.get(row_id)
+            if kept is not None:
+                return kept
+            (body,) = self._db.execute("SELECT body FROM spool WHERE id = ?", (row_id,)).fetchone()
+        return [decode(item) for item in orjson.loads(body)]
 
     def release(self, batch: SpooledBatch) -> None:
         """The store has these readings: forget them."""
         with self._lock:
             self._db.execute("DELETE FROM spool WHERE id <= ?", (batch.upto,))
             self._depth = max(0, self._depth - len(batch.readings))
+            for row_id in [r for r in self._memory if r <= batch.upto]:
+                self._memory_readings -= len(self._memory.pop(row_id))
 
     @property
     def depth(self) -> int:

@@ -8,7 +8,7 @@ an escalation step). Raise and clear times are exact: a pending on-delay fires a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,9 @@ class Timing:
     lower_since: float | None = None  # the value eased below the current level at this time
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Every field is a scalar; dataclasses.asdict deep-copies and cost more than the rules
+        # themselves when many devices have live state.
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Timing:
@@ -43,6 +45,9 @@ class Timing:
         if not self.active or self.grade is None:
             return False
         return bool(rule.levels) or any(s.grade < self.grade for s in rule.escalate)
+
+
+_FIELDS = tuple(f.name for f in fields(Timing))
 
 
 def step(rule: Rule, t: Timing, condition: bool | None, value: Any, at: datetime) -> Fired:
