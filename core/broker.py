@@ -1,9 +1,15 @@
-"""Broker addresses: `mqtt://[user:pass@]host[:port]` and `mqtts://…` URLs."""
+"""Broker addresses: `mqtt://[user:pass@]host[:port]` and `mqtts://…[?cafile=PATH]` URLs.
+
+With `mqtts://` the broker's certificate is checked against the system's CA certificates, or
+against the CA certificate file named by `cafile` (a private CA, as most sites use for their
+broker).
+"""
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from core.errors import ConfigError
 
@@ -15,6 +21,7 @@ class BrokerAddress:
     tls: bool = False
     username: str | None = None
     password: str | None = None
+    ca_file: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
@@ -28,7 +35,25 @@ class BrokerAddress:
             raise ConfigError(f"broker URL {url!r} has a bad port") from None
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
-        return cls(parts.hostname, port, tls, user, password)
+        query = parse_qs(parts.query)
+        unknown = sorted(set(query) - {"cafile"})
+        if unknown:
+            raise ConfigError(f"broker URL {cls._redacted(url)!r}: unknown option {unknown[0]!r} (known: cafile)")
+        ca_file = query["cafile"][-1] if "cafile" in query else None
+        if ca_file is not None and not tls:
+            raise ConfigError(f"broker URL {cls._redacted(url)!r}: cafile needs mqtts://")
+        return cls(parts.hostname, port, tls, user, password, ca_file)
+
+    @staticmethod
+    def _redacted(url: str) -> str:
+        parts = urlsplit(url)
+        return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of an `mqtts://` address (certificate and host name checked), else None."""
+        if not self.tls:
+            return None
+        return ssl.create_default_context(cafile=self.ca_file)
 
     @property
     def url(self) -> str:

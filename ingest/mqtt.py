@@ -55,8 +55,9 @@ def make_client(address: BrokerAddress, client_id: str, *, clean_start: bool = T
                          manual_ack=manual_ack)
     if address.username:
         client.username_pw_set(address.username, address.password)
-    if address.tls:
-        client.tls_set()
+    context = address.ssl_context()
+    if context is not None:
+        client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 

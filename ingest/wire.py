@@ -165,7 +165,7 @@ class WireSubscriber:
         self._address, self._client_id, self._topics = address, client_id, tuple(topics)
         self._on_publishes, self._keepalive, self._clean = on_publishes, keepalive, clean_session
         self._backoff = backoff
-        self._tls = tls_context if tls_context is not None else (ssl.create_default_context() if address.tls else None)
+        self._tls = tls_context if tls_context is not None else address.ssl_context()
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self._send_lock = threading.Lock()

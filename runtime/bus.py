@@ -54,7 +54,7 @@ async def relay_alarm_events(address: BrokerAddress, hub: EventHub, ready: async
             async with aiomqtt.Client(
                 address.host, address.port, username=address.username, password=address.password,
                 identifier=f"fmon-api-{uuid.uuid4().hex[:8]}",
-                tls_params=aiomqtt.TLSParameters() if address.tls else None,
+                tls_context=address.ssl_context(),
             ) as client:
                 await client.subscribe(ALARM_EVENTS_TOPIC, qos=1)
                 await client.subscribe(INCIDENT_EVENTS_TOPIC, qos=1)
