@@ -58,6 +58,36 @@ def inventory_list(site: str | None, config_file: Path | None) -> None:
         click.echo("* the family's default interval (core.schema.DEFAULT_REPORT_INTERVAL_S)")
 
 
+@inventory.command("acl")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("--service-user", default="fmon", show_default=True, help="The account of fmon's own processes.")
+@click.option("--site-user", "site_users", multiple=True, metavar="USER=SITE",
+              help="An extra account confined to one site (e.g. a simulator); repeatable.")
+@CONFIG_OPTION
+def inventory_acl(out: Path | None, service_user: str, site_users: tuple[str, ...], config_file: Path | None) -> None:
+    """Generate the Mosquitto ACL from the registry: one account per gateway and fire panel
+    (SITE.GATEWAY_ID), confined to its own site's topics; reload the broker after writing it."""
+    from ingest.broker_acl import acl_text
+
+    extra = []
+    for item in site_users:
+        user, _, site = item.partition("=")
+        if not user or not site:
+            raise click.BadParameter(f"{item!r} must look like USER=SITE", param_hint="--site-user")
+        extra.append((user, site))
+    with state_database(config_file) as db:
+        gateways = RegistryStore(db).gateways()
+    try:
+        text = acl_text(gateways, service_user=service_user, extra_site_users=extra)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}: {len(gateways)} gateway account(s), reload the broker (SIGHUP) to apply", err=True)
+
+
 def report_lines(report: ImportReport) -> Iterator[str]:
     """The import report as a small table."""
     verb = "would import (dry run, nothing saved)" if report.dry_run else "imported"

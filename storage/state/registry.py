@@ -191,6 +191,15 @@ class RegistryStore:
         with self._db.session() as session:
             return [_site_spec(row) for row in session.scalars(select(Site).order_by(Site.id))]
 
+    def gateways(self, site: str | None = None) -> list[GatewaySpec]:
+        """Registered gateways and fire panels, of one site or all, ordered by site and id."""
+        query = select(Gateway).order_by(Gateway.site, Gateway.gateway_id)
+        if site is not None:
+            query = query.where(Gateway.site == site)
+        with self._db.session() as session:
+            return [GatewaySpec(g.site, g.gateway_id, g.kind, g.building_id, g.zone_id, g.description)
+                    for g in session.scalars(query)]
+
     def devices(self, site: str | None = None) -> list[DeviceRecord]:
         """Registered devices, of one site or all, ordered by site, family, device id."""
         # Plain rows, not ORM objects: DeviceDirectory.refresh() reads every device.

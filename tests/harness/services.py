@@ -16,6 +16,7 @@ import pwd
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,17 @@ def _running_as_root() -> bool:
 
 
 class MosquittoServer(ManagedService):
-    """Mosquitto 2.x broker with anonymous access on one loopback listener."""
+    """Mosquitto 2.x broker on one loopback listener: anonymous access by default; with `users`
+    ({name: password}) only those log in (a password file made by `mosquitto_passwd -b`), and
+    with `acl` (the text of a Mosquitto ACL file) they may use only the topics it grants."""
 
     name = "mosquitto"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, users: Mapping[str, str] | None = None, acl: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._port = 0
+        self._users = dict(users or {})
+        self._acl = acl
 
     @property
     def host(self) -> str:
@@ -59,13 +64,29 @@ class MosquittoServer(ManagedService):
         binary = find_binary("mosquitto", "mosquitto")
         self._port = free_port()
         config = workdir / "mosquitto.conf"
-        config.write_text(self._config_text())
+        config.write_text(self._config_text() + self._auth_text(workdir))
         return [binary, "-c", str(config)]
+
+    def _auth_text(self, workdir: Path) -> str:
+        """Password file and ACL lines; empty for the default anonymous broker."""
+        if not self._users and self._acl is None:
+            return ""
+        passwd = workdir / "passwd"
+        tool = find_binary("mosquitto_passwd", "mosquitto")
+        for index, (user, password) in enumerate(self._users.items()):
+            create = ["-c"] if index == 0 else []  # -c creates (and truncates) the file
+            subprocess.run([tool, *create, "-b", str(passwd), user, password], check=True, capture_output=True)
+        lines = [f"password_file {passwd}"] if self._users else []
+        if self._acl is not None:
+            acl = workdir / "acl"
+            acl.write_text(self._acl)
+            lines.append(f"acl_file {acl}")
+        return "\n".join(lines) + "\n"
 
     def _config_text(self) -> str:
         lines = [
             f"listener {self._port} {HOST}",
-            "allow_anonymous true",
+            "allow_anonymous false" if self._users else "allow_anonymous true",
             "persistence false",
             # The default (1000) silently drops QoS 0 messages queued for a slow consumer.
             "max_queued_messages 100000",
