@@ -12,9 +12,16 @@ from typing import Any
 from core.domain import ID_PATTERN, Family
 from core.schema import (
     ELEVATOR_FAULT_CODES,
+    EVENT_ATTR_NAME,
+    EVENT_ATTRS,
     FAMILY_EVENTS,
     FAMILY_METRICS,
+    FIRE_COMPONENT_TYPES,
+    MAX_ATTR_TEXT,
+    MAX_EVENT_ATTRS,
+    MAX_EVENTS,
     METER_KIND_METRICS,
+    RESERVED_EVENT_ATTRS,
     MetricSpec,
 )
 from core.topics import ROOT
@@ -53,7 +60,10 @@ def asyncapi_document() -> dict[str, Any]:
         "channels": channels, "operations": operations,
         "components": {"messages": messages, "schemas": schemas, "x-elevator-fault-codes": {
             str(code): {"zh": zh, "en": en} for code, (zh, en) in ELEVATOR_FAULT_CODES.items()},
-            "x-meter-kinds": {kind.value: list(metrics) for kind, metrics in METER_KIND_METRICS.items()}},
+            "x-meter-kinds": {kind.value: list(metrics) for kind, metrics in METER_KIND_METRICS.items()},
+            "x-fire-component-types": {str(code): {"zh": zh, "en": en}
+                                       for code, (zh, en) in FIRE_COMPONENT_TYPES.items()},
+            "x-dead-letter-reasons": list(DEAD_LETTER_REASONS)},
     }
 
 
@@ -74,23 +84,42 @@ def metric_schema(spec: MetricSpec) -> dict[str, Any]:
 
 
 def reading_schema(family: Family, *, in_batch: bool = False) -> dict[str, Any]:
-    events = [e.code for e in FAMILY_EVENTS[family]]
     properties: dict[str, Any] = {
-        "ts": {"description": "ISO-8601 with offset, or epoch milliseconds; defaults to arrival time",
+        "ts": {"description": "ISO-8601 with offset, or epoch milliseconds; defaults to arrival time. Send it: "
+                              "a QoS 1 message redelivered after a crash of fmon is then stored once (it overwrites "
+                              "itself); without `ts` it gets a second arrival time and is stored twice",
                "oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]},
         "seq": {"type": "integer", "minimum": 0, "description": "per-device counter; gaps are counted"},
-        "metrics": {"type": "object", "minProperties": 1, "additionalProperties": False,
+        "metrics": {"type": "object", "additionalProperties": False,
                     "properties": {s.name: metric_schema(s) for s in FAMILY_METRICS[family]}},
-        "events": {"type": "array", "items": {"type": "object", "required": ["code"],
-                                              "properties": {"code": {"type": "string", "enum": events}}}},
+        "events": {"type": "array", "maxItems": MAX_EVENTS, "items": event_schema(family)},
         "historical": {"type": "boolean", "default": False,
                        "description": "store-and-forward replay: stored, never raises or clears alarms"},
     }
-    required = ["metrics"]
+    required = ["device_id", "family"] if in_batch else []
     if in_batch:
         properties = {"device_id": _ID, "family": {"const": family.value}, **properties}
-        required = ["device_id", "family", "metrics"]
-    return {"type": "object", "required": required, "properties": properties}
+    # metrics, events or both: a fire panel may send point events alone
+    some = [{"required": ["metrics"], "properties": {"metrics": {"minProperties": 1}}},
+            {"required": ["events"], "properties": {"events": {"minItems": 1}}}]
+    return {"type": "object", "required": required, "anyOf": some, "properties": properties}
+
+
+def event_schema(family: Family) -> dict[str, Any]:
+    """One event: its code, typed attributes of the family, other scalar attributes."""
+    typed: dict[str, Any] = {"code": {"type": "string", "enum": [e.code for e in FAMILY_EVENTS[family]]}}
+    for spec in EVENT_ATTRS[family]:
+        if spec.type == "text":
+            typed[spec.name] = {"type": "string", "maxLength": spec.maximum, "description": spec.description}
+        else:
+            typed[spec.name] = {"type": "integer", "minimum": spec.minimum, "maximum": spec.maximum,
+                                "description": spec.description}
+    free = {"oneOf": [{"type": "string", "maxLength": MAX_ATTR_TEXT}, {"type": "number"}, {"type": "boolean"}]}
+    return {"type": "object", "required": ["code"], "properties": typed, "additionalProperties": free,
+            "maxProperties": MAX_EVENT_ATTRS + 1,
+            "propertyNames": {"pattern": f"^{EVENT_ATTR_NAME.pattern}$",
+                              "not": {"enum": sorted(RESERVED_EVENT_ATTRS - {"code"})}},
+            "description": "An event and its attributes; stored in the `events` measurement"}
 
 
 def batch_schema() -> dict[str, Any]:
@@ -114,7 +143,9 @@ def command_ack_schema() -> dict[str, Any]:
 def _other_channels() -> dict[str, Any]:
     return {
         "gateway_batch": _channel(f"{ROOT}/{{site}}/gateway/{{gateway_id}}/batch", "batch",
-                                  f"Up to {MAX_BATCH} readings of any devices behind one gateway.", "gateway_id"),
+                                  f"Up to {MAX_BATCH} readings of any devices behind one gateway. Each reading is "
+                                  "checked on its own: a bad one is dead-lettered under its device with its own "
+                                  "reason, the others are stored.", "gateway_id"),
         "gateway_status": _channel(f"{ROOT}/{{site}}/gateway/{{gateway_id}}/status", "status",
                                    "Retained `online`/`offline`; `offline` is the gateway's MQTT Will.", "gateway_id"),
         "device_status": _channel(f"{ROOT}/{{site}}/{{family}}/{{device_id}}/status", "status",
@@ -148,8 +179,18 @@ def _receive(channel: str, summary: str) -> dict[str, Any]:
     return {"action": "receive", "channel": {"$ref": f"#/channels/{channel}"}, "summary": summary}
 
 
+# Every reason a dead letter can carry (README, "For gateway authors", explains each).
+DEAD_LETTER_REASONS = (
+    "bad_json", "bad_encoding", "not_finite", "bad_topic", "bad_id", "unknown_family", "missing_metrics",
+    "unknown_metric", "bad_value", "unknown_event", "bad_events", "bad_timestamp", "future_timestamp",
+    "ancient_timestamp", "bad_seq", "bad_historical", "bad_batch", "bad_status", "oversized", "unknown_device",
+    "unknown_site", "bad_protobuf", "bad_message_type", "no_birth", "unknown_alias", "missing_family", "bad_family",
+    "missing_name", "null_value", "stale_death", "store_rejected", "decoder_error",
+)
+
 _DESCRIPTION = (
-    "How device gateways publish to fmon (v1). Publish with QoS 1. Anything that breaks this contract "
+    "How device gateways publish to fmon (v1). Publish with QoS 1 and a `ts` on every reading (exactly-once "
+    "storage across redeliveries). Anything that breaks this contract "
     "(invalid JSON or UTF-8, unknown metric or event, wrong type, out of range, NaN/Inf, a timestamp more than "
     "5 minutes ahead or a year old, payloads over 256 KiB, batches over 1000 readings, bad ids) is not lost: "
     "it is kept in fmon's dead-letter store with the reason, visible to engineers at GET /api/v1/dead-letters. "

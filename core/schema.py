@@ -7,6 +7,8 @@ alarm limits; alarm limits belong to rules.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -249,6 +251,77 @@ FIRE_COMPONENT_TYPES: dict[int, tuple[str, str]] = {
     111: ("排烟风机", "smoke exhaust fan"),
     117: ("卷帘控制器", "shutter controller"),
 }
+
+@dataclass(frozen=True, slots=True)
+class AttrSpec:
+    """An event attribute with a fixed meaning (e.g. the loop of a fire-panel point event)."""
+
+    name: str
+    type: Literal["integer", "text"]
+    maximum: int  # largest value, or longest text
+    description: str = ""
+    minimum: int = 0  # integers only
+
+    def check(self, value: object) -> MetricValue:
+        """Return the value if it fits, else raise ValueError saying why."""
+        if self.type == "text":
+            if isinstance(value, str) and len(value) <= self.maximum:
+                return value
+            raise ValueError(f"event attribute {self.name} must be text of at most {self.maximum} characters")
+        if isinstance(value, int) and not isinstance(value, bool) and self.minimum <= value <= self.maximum:
+            return value
+        raise ValueError(f"event attribute {self.name} must be an integer {self.minimum} to {self.maximum}, "
+                         f"got {value!r}"[:300])
+
+
+# Attributes of the events every family may carry. Other attributes are allowed (a gateway may
+# pass on what its device says) when their names are identifiers and their values scalars.
+EVENT_ATTR_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_EVENT_ATTRS = 16
+MAX_EVENTS = 1000  # per reading (the store spreads a reading's events over the ns of its ms)
+MAX_ATTR_TEXT = 200
+# Names the telemetry store uses itself next to an event's attributes (tags, time, bookkeeping).
+RESERVED_EVENT_ATTRS = frozenset({"code", "site", "family", "device", "time", "seq", "historical", "index"})
+_FIRE_POINT = (
+    AttrSpec("loop", "integer", 255, "bus loop (回路) of the point"),
+    AttrSpec("address", "integer", 2**32 - 1, "address (地址) of the point on its loop"),
+    AttrSpec("zone", "text", 64, "fire compartment / zone (防火分区) of the point"),
+    AttrSpec("component_type", "integer", 255, "GB/T 26875.3 component type, e.g. 40 smoke detector"),
+    AttrSpec("description", "text", 64, "the panel's description of the point (GB/T 26875.3: 31 bytes)"),
+)
+EVENT_ATTRS: dict[Family, tuple[AttrSpec, ...]] = {
+    Family.METER: (),
+    Family.ELEVATOR: (AttrSpec("floor", "integer", 200, "floor the event happened at", -10),),
+    Family.FIRE_PANEL: _FIRE_POINT,
+    Family.GAS: (),
+    Family.ENV: (),
+    Family.PUMP: (),
+}
+_ATTR_INDEX: dict[Family, dict[str, AttrSpec]] = {
+    family: {spec.name: spec for spec in specs} for family, specs in EVENT_ATTRS.items()
+}
+
+
+def event_attr_spec(family: Family, name: str) -> AttrSpec | None:
+    """The spec of a typed event attribute of `family`, or None for a free attribute."""
+    return _ATTR_INDEX[family].get(name)
+
+
+def check_event_attr(family: Family, name: str, value: object) -> MetricValue:
+    """The value of one event attribute if valid for `family`, else raise ValueError saying why."""
+    if not isinstance(name, str) or EVENT_ATTR_NAME.fullmatch(name) is None or name in RESERVED_EVENT_ATTRS:
+        raise ValueError(f"event attribute name {name!r} must match [a-z][a-z0-9_]{{0,63}} and not be one of "
+                         f"{', '.join(sorted(RESERVED_EVENT_ATTRS))}")
+    spec = event_attr_spec(family, name)
+    if spec is not None:
+        return spec.check(value)
+    if isinstance(value, str) and len(value) <= MAX_ATTR_TEXT:
+        return value
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise ValueError(f"event attribute {name} must be a finite number, true/false or text "
+                     f"of at most {MAX_ATTR_TEXT} characters, got {value!r}"[:300])
+
 
 # How often a device of each family reports when healthy; silence past a multiple of this
 # marks the device offline and its values stale.

@@ -1,8 +1,14 @@
 """Prometheus metrics of an ingest worker, read from its live counters at scrape time.
 
-`fmon_ingest_dropped_total` counts readings lost without a trace; no code path drops a
-reading (rejections are dead-lettered, outages wait in the spool), so it must stay 0 and
-dashboards should alert when it does not.
+Loss accounting (docs/message-loss.md): rejections are
+dead-lettered and store outages wait in the spool, so the one loss inside fmon is a batch the
+spool or the state database could not take before the consumer gave up on it (only while
+stopping). `fmon_ingest_dropped_total` counts its QoS 0 messages (lost) and
+`fmon_ingest_abandoned_messages_total` its QoS 1 messages (the broker redelivers them);
+`fmon_ingest_unaccepted_messages` shows a batch failing right now, before anything is lost,
+and is the one to alert on. Drops in the broker itself are `fmon_broker_messages_dropped_total`
+(runtime.broker_stats). Messages lost in a SIGKILL or power cut are not counted anywhere: QoS 1
+ones are redelivered, QoS 0 ones are gone (publish with QoS 1).
 """
 
 from __future__ import annotations
@@ -38,7 +44,14 @@ class IngestCollector(Collector):
         for reason, count in sorted(c.rejected.items()):
             rejected.add_metric([reason], count)
         yield rejected
-        yield _counter("fmon_ingest_dropped", "readings lost without a dead letter (must stay 0)", c.dropped)
+        yield _counter("fmon_ingest_dropped", "QoS 0 messages received but never spooled nor dead-lettered: their "
+                       "batch failed until the consumer gave up (must stay 0)", c.dropped)
+        yield _counter("fmon_ingest_abandoned_messages", "QoS 1 messages of batches given up unspooled, left to "
+                       "the broker to redeliver", c.abandoned)
+        yield _counter("fmon_ingest_accept_failures", "attempts to spool a batch that failed (retried)",
+                       c.accept_failures)
+        yield GaugeMetricFamily("fmon_ingest_unaccepted_messages", "messages of a batch that cannot be spooled "
+                                "right now, held in memory only", value=c.unaccepted)
         yield _counter("fmon_telemetry_stored_values", "metric values written to the telemetry store",
                        w.stored_values)
         yield _counter("fmon_telemetry_stored_readings", "readings written to the telemetry store",
@@ -51,7 +64,8 @@ class IngestCollector(Collector):
         yield GaugeMetricFamily("fmon_spool_depth", "readings spooled, not yet in the store", value=self.spool.depth)
         yield GaugeMetricFamily("fmon_ingest_lag_seconds", "age of the oldest spooled batch", value=self._lag())
         online, offline = self.presence.counts()
-        devices = GaugeMetricFamily("fmon_devices", "devices seen by this worker, by presence", labels=["state"])
+        devices = GaugeMetricFamily("fmon_devices", "devices this worker tracks (the registry's and those seen), "
+                                    "by presence", labels=["state"])
         devices.add_metric(["online"], online)
         devices.add_metric(["offline"], offline)
         yield devices

@@ -3,9 +3,15 @@
 Inputs: live readings (a device that reports is online), retained status topics and MQTT
 Wills (`online`/`offline` of gateways and directly connected devices), and the clock. A device
 silent for longer than `grace` × its expected reporting interval goes offline and its values
-become STALE; that transition is the input of the comms-failure rules. Per-device `seq` gaps
-are counted (a lower `seq` after a device restart is counted as a reset, a repeat as a
-redelivery, neither as a gap).
+become STALE; that transition is the input of the comms-failure rules. A gateway that goes
+offline takes the devices the registry puts behind it offline at once (their values are stale
+from that moment, not only after their silence). Per-device `seq` gaps are counted (a lower
+`seq` after a device restart is counted as a reset, a repeat as a redelivery, neither as a gap).
+
+The tracker lives in memory while rule state survives a restart, so a new worker is `seed`ed:
+registry devices are expected from the start (one that never reports goes offline after its
+interval), and devices the restored rule state holds offline start offline (their first
+reading announces them online, which clears the restored offline alarm).
 
 Bookkeeping only: no I/O, time passed in. Thread-safe (readings arrive on the ingest thread,
 sweeps come from the timer thread).
@@ -30,6 +36,7 @@ class Cause(StrEnum):
     REPORTED = "reported"  # a reading arrived
     STATUS = "status"  # the device's or gateway's status topic / Will
     SILENCE = "silence"  # nothing within grace × interval
+    GATEWAY = "gateway"  # the gateway the device reports through went offline
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +62,35 @@ class _Device:
     last_seq: int | None = None
 
 
+GatewayDevices = Callable[[str, str], Iterable[DeviceRef]]  # (site, gateway id) → devices behind it
+
+
+def no_devices(_site: str, _gateway_id: str) -> Iterable[DeviceRef]:
+    return ()
+
+
 class PresenceTracker:
-    def __init__(self, interval_for: Callable[[DeviceRef], float], grace: float = GRACE) -> None:
-        self._interval_for, self._grace = interval_for, grace
+    def __init__(self, interval_for: Callable[[DeviceRef], float], grace: float = GRACE,
+                 behind: GatewayDevices = no_devices) -> None:
+        """`interval_for` gives a device's expected reporting interval in seconds; `behind` the
+        devices the registry puts behind a gateway (`DeviceDirectory.devices_behind`)."""
+        self._interval_for, self._grace, self._behind = interval_for, grace, behind
         self._devices: dict[DeviceRef, _Device] = {}
         self._gateways: dict[tuple[str, str], bool] = {}
         self.seq_gaps: Counter[DeviceRef] = Counter()
         self.seq_resets: Counter[DeviceRef] = Counter()
         self._lock = threading.Lock()
+
+    def seed(self, expected: Iterable[DeviceRef], now: datetime, offline: Iterable[DeviceRef] = ()) -> None:
+        """Start-up state of a new worker. `expected` devices (the registry's) count as online
+        and last seen `now`, so silence from here on sends them offline; `offline` devices (held
+        offline by the restored rule state) start offline, so their first reading emits the
+        `online` event the rules need to clear that alarm. Devices already tracked keep their state."""
+        with self._lock:
+            for device in offline:
+                self._devices.setdefault(device, _Device(now, online=False))
+            for device in expected:
+                self._devices.setdefault(device, _Device(now))
 
     def readings(self, readings: Iterable[Reading], now: datetime) -> list[PresenceEvent]:
         """Account for arriving readings; returns devices that came back online."""
@@ -95,6 +123,20 @@ class PresenceTracker:
             elif change.gateway_id is not None and self._set_gateway(change.site, change.gateway_id, change.online):
                 events.append(PresenceEvent(change.site, change.online, Cause.STATUS, now,
                                             gateway_id=change.gateway_id))
+                if not change.online:
+                    events.extend(self._gateway_down(change.site, change.gateway_id, now))
+        return events
+
+    def _gateway_down(self, site: str, gateway_id: str, now: datetime) -> list[PresenceEvent]:
+        """The devices behind a gateway that went offline are unreachable now: offline and stale
+        at once. They come back one by one, as their readings arrive (a gateway back online says
+        nothing about each device behind it)."""
+        events = []
+        for device in self._behind(site, gateway_id):
+            state = self._devices.setdefault(device, _Device(now))
+            if state.online:
+                state.online = False
+                events.append(PresenceEvent(site, False, Cause.GATEWAY, now, device))
         return events
 
     def sweep(self, now: datetime) -> list[PresenceEvent]:

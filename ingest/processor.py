@@ -4,6 +4,12 @@ Per batch: decode → dead-letter the rejections → append the readings to the 
 acknowledge the messages → hand the live readings on. What happens to them next (rules,
 alarms) is the caller's business: the runtime passes `on_readings`, so ingest does not depend
 on the layers above it.
+
+When a batch cannot be made durable (spool or state database failing), the call raises and the
+consumer offers the same batch again. If it gives up instead (it does only while stopping), the
+batch is *abandoned*: its QoS 1 messages come back from the broker in the next session, its
+QoS 0 messages are lost. Those are the only messages fmon itself can lose after receiving them
+(`IngestCounters.dropped`); see docs/message-loss.md for the drops that happen in the broker.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field
 from core.domain import DeviceRef, Reading
 from core.errors import ContractError
 from core.sparkplug import NAMESPACE
-from ingest.decode import Decoded, PresenceChange, decode
+from ingest.decode import BadReading, Batch, Decoded, PresenceChange, decode
 from ingest.mqtt import Ack, Message
 from ingest.presence import PresenceEvent, PresenceTracker
 from ingest.sparkplug import SparkplugDecoder, SparkplugResult
@@ -35,7 +41,10 @@ class IngestCounters:
     readings: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     rejected_by_device: Counter[str] = field(default_factory=Counter)
-    dropped: int = 0
+    dropped: int = 0  # QoS 0 messages of abandoned batches: received, never stored nor dead-lettered
+    abandoned: int = 0  # QoS 1 messages of abandoned batches, left to the broker to redeliver
+    accept_failures: int = 0  # attempts to make a batch durable that failed (it is offered again)
+    unaccepted: int = 0  # messages of the batch failing right now, held in memory only
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ def decode_batch(messages: Sequence[Message], sparkplug: SparkplugDecoder | None
             if sparkplug is not None and msg.topic.startswith(SPARKPLUG_PREFIX):
                 _add_sparkplug(out, msg, sparkplug.decode(msg.topic, msg.payload, msg.received_at))
             else:
-                _add_json(out, decode(msg.topic, msg.payload, msg.received_at))
+                _add_json(out, msg, decode(msg.topic, msg.payload, msg.received_at))
             _refuse_unknown(out, msg, accepted, admit)
         except ContractError as exc:
             out.rejections.append(_rejection(msg, exc.reason, str(exc)))
@@ -91,11 +100,21 @@ def _refuse_unknown(out: DecodedBatch, msg: Message, first: int, admit: Admit) -
                                             reading.device.key))
 
 
-def _add_json(out: DecodedBatch, result: Decoded) -> None:
+def _add_json(out: DecodedBatch, msg: Message, result: Decoded) -> None:
     if isinstance(result, list):
         out.readings.extend(result)
+        if isinstance(result, Batch):
+            out.rejections.extend(_bad_reading(msg, bad) for bad in result.rejected)
     elif result is not None:
         out.presence.append(result)
+
+
+def _bad_reading(msg: Message, bad: BadReading) -> Rejection:
+    """A dead letter for one reading of a gateway batch: counted against its own device (the
+    gateway's topic when the reading names no valid device), with that reading as the excerpt."""
+    detail = f"batch reading {bad.index}: {bad.error}"
+    device_key = bad.device_key or _device_key(msg.topic)
+    return Rejection(msg.received_at, msg.topic, bad.error.reason, detail, bad.excerpt, device_key)
 
 
 def _add_sparkplug(out: DecodedBatch, msg: Message, result: SparkplugResult) -> None:
@@ -121,15 +140,19 @@ class IngestProcessor:
         self._on_readings, self._on_spooled = on_readings, on_spooled
         self._presence, self._on_presence = presence, on_presence
         self.counters = IngestCounters()
+        self._failing: list[Message] | None = None  # the batch whose last attempt failed
 
     def __call__(self, messages: list[Message], ack: Ack) -> None:
-        batch = decode_batch(messages, self._sparkplug, self._admit)
-        for topic, payload in batch.rebirth:
-            self._publish(topic, payload)
-        if batch.rejections:
-            self._dead_letters.add(batch.rejections)
-        self._spool.append(batch.readings, messages[-1].received_at)
-        ack()
+        if self._failing is not None and self._failing is not messages:
+            self.abandon()  # the consumer moved on: the failed batch will not be offered again
+        try:
+            batch = self._accept(messages, ack)
+        except Exception:
+            self._failing = messages
+            self.counters.accept_failures += 1
+            self.counters.unaccepted = len(messages)
+            raise
+        self._failing, self.counters.unaccepted = None, 0
         self._count(messages, batch)
         self._on_spooled()
         if self._presence is not None:
@@ -139,6 +162,29 @@ class IngestProcessor:
                 self._on_presence(events)
         if batch.readings:
             self._on_readings(batch.readings)
+
+    def _accept(self, messages: list[Message], ack: Ack) -> DecodedBatch:
+        """Decode, dead-letter and spool the batch, then acknowledge it; raises if any of that fails."""
+        batch = decode_batch(messages, self._sparkplug, self._admit)
+        for topic, payload in batch.rebirth:
+            self._publish(topic, payload)
+        if batch.rejections:
+            self._dead_letters.add(batch.rejections)
+        self._spool.append(batch.readings, messages[-1].received_at)
+        ack()
+        return batch
+
+    def abandon(self) -> None:
+        """Account for a failed batch the consumer will not offer again (also at shutdown)."""
+        failing, self._failing = self._failing, None
+        if failing is None:
+            return
+        qos0 = sum(1 for m in failing if m.qos == 0)
+        self.counters.dropped += qos0
+        self.counters.abandoned += len(failing) - qos0
+        self.counters.unaccepted = 0
+        log.error("gave up a batch that could not be spooled: %d QoS 0 messages lost, %d QoS 1 messages "
+                  "left to the broker to redeliver", qos0, len(failing) - qos0)
 
     def _count(self, messages: list[Message], batch: DecodedBatch) -> None:
         c = self.counters

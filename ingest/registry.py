@@ -18,7 +18,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.domain import DeviceRef
+from core.domain import DeviceRef, device_ref
 from core.schema import DEFAULT_REPORT_INTERVAL_S
 from storage.state.registry import DeviceRecord, SiteSpec
 
@@ -47,6 +47,7 @@ class _Snapshot:
     intervals: dict[_Key, float] = field(default_factory=dict)  # per-device overrides only
     zones: dict[_Key, str] = field(default_factory=dict)  # "building/zone" of located devices
     kinds: dict[_Key, str] = field(default_factory=dict)  # e.g. meter kind: water, electric
+    behind: dict[tuple[str, str], tuple[DeviceRef, ...]] = field(default_factory=dict)  # (site, gateway) → devices
 
     @property
     def is_open(self) -> bool:
@@ -83,6 +84,7 @@ class DeviceDirectory:
         intervals: dict[_Key, float] = {}
         zones: dict[_Key, str] = {}
         kinds: dict[_Key, str] = {}
+        behind: dict[tuple[str, str], list[DeviceRef]] = {}
         for device in self._source.devices():
             key = (device.site, device.family.value, device.device_id)
             known.add(key)
@@ -92,9 +94,12 @@ class DeviceDirectory:
                 zones[key] = f"{device.building_id or '-'}/{device.zone_id}"
             if device.kind:
                 kinds[key] = device.kind
+            if device.gateway_id is not None:
+                behind.setdefault((device.site, device.gateway_id), []).append(device.ref)
+        gateways = {gateway: tuple(devices) for gateway, devices in behind.items()}
         with self._lock:
             known.update(self._pending)  # queued but not yet persisted: still accepted
-            self._snapshot = _Snapshot(sites, known, intervals, zones, kinds)
+            self._snapshot = _Snapshot(sites, known, intervals, zones, kinds, gateways)
             self._revision = revision
 
     @property
@@ -148,6 +153,16 @@ class DeviceDirectory:
             return None, None
         building, zone = where.split("/", 1)
         return (None if building == "-" else building), zone
+
+    def devices(self, site: str = "+") -> list[DeviceRef]:
+        """Every registered (or auto-accepted) device, of one site or of all (`+`)."""
+        with self._lock:  # `check` adds auto-accepted devices from the ingest thread
+            keys = list(self._snapshot.known)
+        return [device_ref(*key) for key in keys if site in ("+", key[0])]
+
+    def devices_behind(self, site: str, gateway_id: str) -> tuple[DeviceRef, ...]:
+        """The devices the inventory puts behind a gateway (or fire panel), for presence."""
+        return self._snapshot.behind.get((site, gateway_id), ())
 
     def kind_of(self, device: DeviceRef) -> str | None:
         """The device's kind from the inventory (e.g. meter kind), or None."""

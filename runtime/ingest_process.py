@@ -29,7 +29,7 @@ from alarms.notify.setup import Notifications, build_notifications
 from alarms.service import AlarmService, Publish
 from core.broker import BrokerAddress
 from core.clock import Clock
-from core.domain import Reading
+from core.domain import DeviceRef, Reading, device_ref
 from core.settings import Settings
 from core.sparkplug import host_subscriptions
 from core.topics import subscriptions
@@ -51,7 +51,8 @@ from playbooks.stage import IncidentOutbox, PlaybookStage
 from playbooks.views import IncidentEvent
 from rules.engine import RuleEngine
 from rules.loader import LIBRARY, load_rules, rule_files
-from rules.model import ConditionChange, Rule
+from rules.model import ConditionChange, Offline, Rule
+from runtime.broker_stats import BrokerDrops
 from runtime.bus import AlarmBusPublisher
 from runtime.commands import MqttCommandLink
 from storage.influx import InfluxV1Store
@@ -136,6 +137,7 @@ class IngestProcess:
     maintenance_expiry: MaintenanceExpiry | None = None
     playbooks: PlaybookScheduler | None = None
     command_link: MqttCommandLink | None = None
+    broker_drops: BrokerDrops | None = None
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -144,6 +146,8 @@ class IngestProcess:
     def start(self) -> None:
         self.writer.start()
         self.publisher.start()
+        if self.broker_drops is not None:
+            self.broker_drops.start()
         if self.command_link is not None:
             self.command_link.start()
         self.consumer.start()
@@ -154,6 +158,7 @@ class IngestProcess:
     def stop(self) -> None:
         self._stop.set()
         self.consumer.stop()
+        self.processor.abandon()  # a batch still failing now will not be offered again
         self._ticker.join(timeout=5)
         if self.command_link is not None:
             self.command_link.stop()
@@ -161,6 +166,8 @@ class IngestProcess:
             self.notifications.stop()
         self.writer.stop()
         self.publisher.stop()
+        if self.broker_drops is not None:
+            self.broker_drops.stop()
         self.spool.close()
         self.store.close()
 
@@ -200,7 +207,8 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     directory = DeviceDirectory(registry)
     engine = RuleEngine(load_rules(settings.rules_path or [LIBRARY]), directory.zone_of, directory.kind_of)
     states = RuleStateStore(db)
-    engine.restore(states.load())
+    saved = states.load()
+    engine.restore(saved)
     notifications = None
     if settings.notify_config is not None:  # a bad file is a ConfigError naming file:line
         notifications = build_notifications(load_notify_config(settings.notify_config), db, clock,
@@ -215,7 +223,7 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     pipeline = RulePipeline(engine, alarms, states, clock,
                             after_alarms=lambda: _publish_all(incidents.drain(db, clock.now()), publisher.incident))
     scheduler, link = _playbook_scheduler(settings, db, address, notifications, publisher)
-    presence = PresenceTracker(directory.report_interval)
+    presence = seeded_presence(directory, saved, engine.rules, settings.site, clock.now())
     outbox: list[MqttConsumer] = []  # the consumer publishes Sparkplug rebirth requests
 
     def on_readings(readings: list[Reading]) -> None:
@@ -235,10 +243,13 @@ def build_ingest(settings: Settings, db: StateDatabase, clock: Clock,
     collectors = metrics or CollectorRegistry()
     collectors.register(IngestCollector(processor.counters, writer.counters, spool, lambda: consumer.backlog,
                                         clock, presence))
+    broker_drops = BrokerDrops(address, f"{settings.ingest_identity}-broker-stats")
+    collectors.register(broker_drops)
     reloader = RuleReloader(settings.rules_path, pipeline)
+    sync = RegistrySync(registry, directory, clock, presence, settings.site)
     return IngestProcess(consumer, writer, publisher, pipeline, processor, spool, store, collectors,
-                         presence, RegistrySync(registry, directory, clock), reloader, settings.rule_tick_seconds,
-                         notifications, MaintenanceExpiry(db, clock, publish), scheduler, link)
+                         presence, sync, reloader, settings.rule_tick_seconds, notifications,
+                         MaintenanceExpiry(db, clock, publish), scheduler, link, broker_drops)
 
 
 def _selector(library: list[Playbook]) -> Callable[[str, int, str | None], Playbook | None]:
@@ -332,11 +343,15 @@ class MaintenanceExpiry:
 
 
 class RegistrySync:
-    """Persists auto-registered devices and picks up inventory imports, from the timer thread."""
+    """Persists auto-registered devices and picks up inventory imports, from the timer thread;
+    devices an import adds are expected from then on (presence), so one that never reports
+    goes offline after its interval."""
 
     def __init__(self, store: RegistryStore, directory: DeviceDirectory, clock: Clock,
+                 presence: PresenceTracker | None = None, site: str = "+",
                  every: timedelta = timedelta(seconds=5)) -> None:
         self._store, self._directory, self._clock, self._every = store, directory, clock, every
+        self._presence, self._site = presence, site
         self._next = clock.now()
 
     def __call__(self, force: bool = False) -> None:
@@ -348,7 +363,32 @@ class RegistrySync:
         if new:
             count = self._store.auto_register_many(new, now)
             log.info("auto-registered %d devices", count)
-        self._directory.refresh_if_changed()
+        if self._directory.refresh_if_changed() and self._presence is not None:
+            self._presence.seed(self._directory.devices(self._site), now)
+
+
+def seeded_presence(directory: DeviceDirectory, saved: dict[tuple[str, str], dict[str, Any]],
+                    rules: Sequence[Rule], site: str, now: datetime) -> PresenceTracker:
+    """A worker's presence tracker at start: registry devices expected from `now`, devices the
+    restored rule state holds offline starting offline (see `PresenceTracker.seed`)."""
+    presence = PresenceTracker(directory.report_interval, behind=directory.devices_behind)
+    presence.seed(directory.devices(site), now, held_offline(saved, rules, site))
+    return presence
+
+
+def held_offline(saved: dict[tuple[str, str], dict[str, Any]], rules: Sequence[Rule],
+                 site: str = "+") -> list[DeviceRef]:
+    """Devices the restored rule state holds offline (an offline rule's condition is true:
+    pending or alarmed), for seeding a new worker's presence tracker: the tracker is in memory,
+    and without this a device that reports again after a restart would never clear the alarm."""
+    offline_rules = {r.id for r in rules if isinstance(r.condition, Offline) and not r.condition.gateway}
+    devices = []
+    for (rule_id, _source), state in saved.items():
+        if rule_id in offline_rules and state["timing"].get("condition"):
+            source_site, family, device_id, _group = state["source"]
+            if site in ("+", source_site):
+                devices.append(device_ref(source_site, family, device_id))
+    return devices
 
 
 def _log_presence(events: Sequence[PresenceEvent]) -> None:

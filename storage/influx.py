@@ -4,6 +4,14 @@ Line protocol to `POST /write` and InfluxQL on `/query`; the one surface served 
 1.x, 2.x (DBRP mapping, token auth) and 3.x Core (DESIGN.md §6). Measurement = family,
 tags = site and device, fields = metrics. Numbers are always written as floats so that a
 metric reported once as `3` and once as `3.5` never conflicts in field type.
+
+Events go to the measurement `events`: tags site, family, device and code; fields the event's
+attributes plus `index` (its position in the reading), `seq` and `historical`. Typed attributes
+(`core.schema.EVENT_ATTRS`: loop, address, zone…) keep their type; free ones are written as
+text, so that a gateway sending `3` once and `"3a"` later never makes InfluxDB refuse the
+whole reading over a field-type conflict. InfluxDB keys a point by series and time, so an
+event's time is its reading's millisecond plus `index` nanoseconds: two events of one reading
+(two detectors of one zone in the same ms) are two points, and a replay overwrites them.
 """
 
 from __future__ import annotations
@@ -17,14 +25,17 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from core.domain import DeviceRef, Family, Reading, device_ref, validate_id
+from core.domain import DeviceRef, Family, MetricValue, Reading, device_ref, validate_id
 from core.errors import StorageError, StoreUnavailable
-from storage.telemetry import Point, from_epoch_ms, stored_value
+from core.schema import event_attr_spec
+from storage.telemetry import Point, StoredEvent, from_epoch_ms, stored_value
 
 BATCH_LINES = 5000
 SCAN_CHUNK = 10_000  # points per chunk of a streamed (chunked=true) scan query
 _NOT_METRICS = frozenset({"time", "site", "device", "seq", "historical"})
 _FAMILIES = {family.value: family for family in Family}
+EVENTS = "events"  # the measurement of events
+_NOT_ATTRS = frozenset({"time", "site", "family", "device", "code", "index", "seq", "historical"})
 
 
 class InfluxV1Store:
@@ -41,6 +52,7 @@ class InfluxV1Store:
 
     def write(self, readings: Sequence[Reading]) -> int:
         lines = [line for reading in readings for line in _lines(reading)]
+        lines += [line for reading in readings if reading.events for line in _event_lines(reading)]
         for start in range(0, len(lines), BATCH_LINES):
             self._post("\n".join(lines[start:start + BATCH_LINES]))
         return sum(len(reading.metrics) for reading in readings)
@@ -54,13 +66,25 @@ class InfluxV1Store:
         rows: list[list[Any]] = series[0]["values"] if series else []
         return [Point(_parse_time(ts), _number(v)) for ts, v in rows if v is not None]
 
+    def events(self, device: DeviceRef, start: datetime, end: datetime) -> list[StoredEvent]:
+        q = (
+            f"SELECT * FROM \"{EVENTS}\" WHERE \"site\"='{device.site}' AND \"family\"='{device.family.value}' "
+            f"AND \"device\"='{device.device_id}' AND time >= '{_iso(start)}' AND time < '{_iso(end)}'"
+        )
+        params = {"db": self.database, "q": q, "epoch": "ns", **self._auth_params}
+        result = self._request("GET", "/query", params=params).json()["results"][0]
+        if "error" in result:
+            raise StorageError(f"InfluxDB query failed on {self.database}: {result['error']}")
+        found = [_stored_event(device, s["columns"], row) for s in result.get("series", []) for row in s["values"]]
+        return sorted(found, key=lambda e: (e.ts, e.index))
+
     def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:
         """Readings in [start, end), oldest first (see `TelemetryStore.scan`): one streamed,
         chunked `SELECT *` per measurement (family), merged by time."""
         where = f"time >= '{_iso(start)}' AND time < '{_iso(end)}'"
         if site is not None:
             where += f" AND \"site\"='{validate_id(site, 'site id')}'"
-        families = [_FAMILIES[name] for name in self._measurements() if name in _FAMILIES]
+        families = [_FAMILIES[name] for name in self._measurements() if name in _FAMILIES]  # not `events`
         streams = [self._scan_family(family, where) for family in families]
         return heapq.merge(*streams, key=lambda reading: reading.ts)
 
@@ -110,7 +134,8 @@ class InfluxV1Store:
         self._http.close()
 
     def _post(self, body: str) -> None:
-        params = {"db": self.database, "precision": "ms", **self._auth_params}
+        # nanoseconds: events are spread over the ns of their reading's millisecond
+        params = {"db": self.database, "precision": "ns", **self._auth_params}
         self._request("POST", "/write", params=params, content=body.encode())
 
     def _request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
@@ -158,7 +183,48 @@ def _lines(r: Reading) -> Iterator[str]:
     extra = f",seq={r.seq}i" if r.seq is not None else ""
     extra += ",historical=true" if r.historical else ""
     dev = r.device
-    yield f"{dev.family.value},site={dev.site},device={dev.device_id} {fields}{extra} {int(r.ts.timestamp() * 1000)}"
+    yield f"{dev.family.value},site={dev.site},device={dev.device_id} {fields}{extra} {_ns(r)}"
+
+
+def _event_lines(r: Reading) -> Iterator[str]:
+    dev, family = r.device, r.device.family
+    tags = f"{EVENTS},site={dev.site},family={family.value},device={dev.device_id}"
+    extra = f",seq={r.seq}i" if r.seq is not None else ""
+    extra += ",historical=true" if r.historical else ""
+    base = _ns(r)
+    for index, event in enumerate(r.events):
+        attrs = "".join(f"{_key(k)}={_attr_field(family, k, v)}," for k, v in event.attrs.items())
+        yield f"{tags},code={_tag(event.code)} {attrs}index={index}i{extra} {base + index}"
+
+
+def _attr_field(family: Family, name: str, value: MetricValue) -> str:
+    spec = event_attr_spec(family, name)
+    if spec is not None and spec.type == "integer":
+        return f"{value}i"
+    return _field(value if isinstance(value, str) else orjson.dumps(value).decode())
+
+
+def _stored_event(device: DeviceRef, columns: list[str], row: list[Any]) -> StoredEvent:
+    values = dict(zip(columns, row, strict=True))
+    attrs = {name: _attr_value(device.family, name, v) for name, v in values.items()
+             if name not in _NOT_ATTRS and v is not None}
+    seq = values.get("seq")
+    ns = int(values["time"])
+    return StoredEvent(from_epoch_ms(ns // 1_000_000), str(values["code"]), int(values["index"]), attrs,
+                       None if seq is None else int(seq), bool(values.get("historical")))
+
+
+def _attr_value(family: Family, name: str, value: Any) -> MetricValue:
+    spec = event_attr_spec(family, name)
+    return int(value) if spec is not None and spec.type == "integer" else str(value)
+
+
+def _ns(r: Reading) -> int:
+    return int(r.ts.timestamp() * 1000) * 1_000_000
+
+
+def _tag(value: str) -> str:
+    return value.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
 
 def _parse_time(ts: str) -> datetime:

@@ -1,4 +1,5 @@
-"""The embedded telemetry store: one SQLite file, one row per (device, metric, ts).
+"""The embedded telemetry store: one SQLite file, one row per (device, metric, ts) and one per
+(device, ts, position) of an event, its attributes as JSON.
 
 For `fmon demo` and small single-machine sites; production uses InfluxDB.
 """
@@ -12,9 +13,11 @@ from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 
+import orjson
+
 from core.domain import DeviceRef, Reading, device_ref, validate_id
 from core.errors import StorageError
-from storage.telemetry import Point, from_epoch_ms, stored_value
+from storage.telemetry import Point, StoredEvent, from_epoch_ms, stored_value
 
 SCAN_FETCH = 5000  # rows fetched per lock hold while scanning
 _ScanRow = tuple[int, str, str, str, str, float | None, str | None, int]  # as selected by `scan`
@@ -24,6 +27,12 @@ CREATE TABLE IF NOT EXISTS readings (
     site TEXT NOT NULL, family TEXT NOT NULL, device_id TEXT NOT NULL, metric TEXT NOT NULL,
     ts_ms INTEGER NOT NULL, num REAL, txt TEXT, historical INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (site, family, device_id, metric, ts_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    site TEXT NOT NULL, family TEXT NOT NULL, device_id TEXT NOT NULL, ts_ms INTEGER NOT NULL,
+    idx INTEGER NOT NULL, code TEXT NOT NULL, attrs TEXT NOT NULL, seq INTEGER,
+    historical INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, family, device_id, ts_ms, idx)
 ) WITHOUT ROWID;
 """
 
@@ -41,14 +50,28 @@ class SqliteTelemetryStore:
 
     def write(self, readings: Sequence[Reading]) -> int:
         rows = list(_rows(readings))
+        events = list(_event_rows(readings))
         try:
             with self._lock:
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?)", events)
                 self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            with self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
             raise StorageError(f"SQLite telemetry write of {len(rows)} values failed: {exc}") from exc
         return len(rows)
+
+    def events(self, device: DeviceRef, start: datetime, end: datetime) -> list[StoredEvent]:
+        sql = ("SELECT ts_ms, idx, code, attrs, seq, historical FROM events WHERE site=? AND family=? "
+               "AND device_id=? AND ts_ms>=? AND ts_ms<? ORDER BY ts_ms, idx")
+        args = (device.site, device.family.value, device.device_id, _ms(start), _ms(end))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [StoredEvent(from_epoch_ms(ms), code, idx, orjson.loads(attrs), seq, bool(hist))
+                for ms, idx, code, attrs, seq, hist in rows]
 
     def query(self, device: DeviceRef, metric: str, start: datetime, end: datetime) -> list[Point]:
         sql = (
@@ -110,6 +133,14 @@ def _rows(readings: Sequence[Reading]) -> Iterator[tuple[object, ...]]:
         for metric, value in r.metrics.items():
             num, txt = (None, value) if isinstance(value, str) else (float(value), None)
             yield (dev.site, dev.family.value, dev.device_id, metric, ts_ms, num, txt, hist)
+
+
+def _event_rows(readings: Sequence[Reading]) -> Iterator[tuple[object, ...]]:
+    for r in readings:
+        dev, ts_ms, hist = r.device, _ms(r.ts), int(r.historical)
+        for index, event in enumerate(r.events):
+            attrs = orjson.dumps(dict(event.attrs)).decode()
+            yield (dev.site, dev.family.value, dev.device_id, ts_ms, index, event.code, attrs, r.seq, hist)
 
 
 def _ms(ts: datetime) -> int:

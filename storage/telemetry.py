@@ -1,12 +1,15 @@
 """The telemetry store interface and the building of stores from a URL.
 
-A store takes batches of readings; writing the same (device, metric, ts) again overwrites,
-so replays after a crash are idempotent (as InfluxDB does).
+A store takes batches of readings: their metric values and their events (fire-panel point
+events, resets, meter tamper, lift faults…). Writing the same (device, metric, ts) again
+overwrites, and so does the same (device, ts, position of the event in its reading), so replays
+after a crash are idempotent (as InfluxDB does) while two events of one reading never overwrite
+each other. Readings of one device with the same millisecond timestamp are one reading here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -23,11 +26,30 @@ class Point:
     value: float | bool | str
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One stored event of one device: its reading's time, code, position in the reading and
+    attributes (typed ones, `core.schema.EVENT_ATTRS`, with their type; others as text in
+    InfluxDB, as sent in SQLite)."""
+
+    ts: datetime
+    code: str
+    index: int
+    attrs: Mapping[str, MetricValue]
+    seq: int | None = None
+    historical: bool = False
+
+
 class TelemetryStore(Protocol):
     """Where readings are kept. Implementations: `InfluxV1Store`, `SqliteTelemetryStore`."""
 
     def write(self, readings: Sequence[Reading]) -> int:
-        """Store a batch; return the number of values written. Raises `StorageError`."""
+        """Store a batch (metric values and events); return the number of metric values written.
+        Raises `StorageError`."""
+        ...
+
+    def events(self, device: DeviceRef, start: datetime, end: datetime) -> list[StoredEvent]:
+        """Events of one device with ts in [start, end), oldest first (in reading order)."""
         ...
 
     def query(self, device: DeviceRef, metric: str, start: datetime, end: datetime) -> list[Point]:
@@ -38,8 +60,8 @@ class TelemetryStore(Protocol):
         """Every stored reading with ts in [start, end) (of one site, if given), oldest first.
 
         The values one device reported at one time come back as one `Reading`, with the metric
-        types of the schema restored (`stored_value`); events are not stored, so readings come
-        back without them. For replaying history (backtests), not for the hot path.
+        types of the schema restored (`stored_value`); readings come back without their events
+        (read those with `events`). For replaying history (backtests), not for the hot path.
         """
         ...
 
@@ -66,3 +88,4 @@ def stored_value(family: Family, metric: str, value: float | bool | str) -> Metr
 def from_epoch_ms(ms: int) -> datetime:
     """Exact UTC time of an epoch-milliseconds timestamp (no float rounding)."""
     return _EPOCH + timedelta(milliseconds=ms)
+

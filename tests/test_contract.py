@@ -67,3 +67,16 @@ def test_batch_schema_bounds_the_batch() -> None:
     jsonschema.validate({"readings": [reading]}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"readings": [reading] * 1001}, schema)
+
+
+def test_event_only_readings_and_event_attributes_agree_with_the_decoder() -> None:
+    point = {"code": "point_fire", "loop": 1, "address": 23, "zone": "B1-F3", "component_type": 40, "note": "x"}
+    good = {"ts": "2026-11-21T07:59:00Z", "events": [point]}
+    jsonschema.validate(good, schema_of(Family.FIRE_PANEL))
+    assert decode("fmon/v1/s1/fire_panel/fp1/telemetry", orjson.dumps(good), NOW)
+    for bad_event in ({**point, "loop": "one"}, {**point, "seq": 3}, {**point, "Bad": 1}, {**point, "x": [1]}):
+        body = {"events": [bad_event]}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(body, schema_of(Family.FIRE_PANEL))
+        with pytest.raises(ContractError):
+            decode("fmon/v1/s1/fire_panel/fp1/telemetry", orjson.dumps(body), NOW)

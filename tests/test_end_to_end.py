@@ -41,6 +41,7 @@ from storage.state.database import StateDatabase
 from storage.state.models import Alarm, AuditEntry, Incident
 from storage.state.playbook_models import PlaybookRun
 from tests.harness.process import free_port
+from tests.harness.services import MosquittoServer
 
 PASSWORD = "e2e-password"
 MEETING = "env-b1-f2-meeting"
@@ -286,6 +287,9 @@ def test_sparkplug_edge_node_raises_the_same_alarm(fmon: RunningFmon, unique_id:
     assert [p.value for p in points] == [1250.0 + step for step in range(15)]
 
 
+KNOWN = "known-1"  # the one device of the registry the bad-input table sets up
+
+
 def bad_inputs(site: str) -> list[tuple[str, bytes, str]]:
     """(topic, payload, expected reason): each published to the real broker."""
     now = SystemClock().now()
@@ -296,13 +300,14 @@ def bad_inputs(site: str) -> list[tuple[str, bytes, str]]:
     def body(n: int, **fields: Any) -> bytes:
         return orjson.dumps({"metrics": {"co2_ppm": 500}, **fields})
 
-    reading = {"device_id": "x1", "family": "env", "metrics": {"co2_ppm": 500}}
+    reading = {"device_id": KNOWN, "family": "env", "metrics": {"co2_ppm": 500}}
+    mixed = [reading, {**reading, "metrics": {"co2_ppm": "lots"}}, reading]  # one bad reading of three
     return [
         (t(1), b"{not json", "bad_json"),
         (t(2), b"[1, 2, 3]", "bad_json"),
         (t(3), b'{"metrics": {"co2_ppm": 500}, "note": "\xff\xfe"}', "bad_encoding"),
-        (t(4), b'{"metrics": {"co2_ppm": NaN}}', "bad_json"),
-        (t(5), b'{"metrics": {"co2_ppm": 1e999}}', "bad_json"),
+        (t(4), b'{"metrics": {"co2_ppm": NaN}}', "not_finite"),
+        (t(5), b'{"metrics": {"co2_ppm": 1e999}}', "not_finite"),
         (t(6), orjson.dumps({"metrics": {"co2_ppm": "high"}}), "bad_value"),
         (t(7), orjson.dumps({"metrics": {"co2_ppm": True}}), "bad_value"),
         (t(8), orjson.dumps({"metrics": {"co2_ppm": -5}}), "bad_value"),
@@ -317,17 +322,45 @@ def bad_inputs(site: str) -> list[tuple[str, bytes, str]]:
         (t(17), b'{"metrics": {"co2_ppm": 500}, "pad": "' + b"x" * 300_000 + b'"}', "oversized"),
         (f"fmon/v1/{site}/gateway/gw-big/batch", orjson.dumps({"readings": [reading] * 1001}), "oversized"),
         (f"fmon/v1/{site}/gateway/gw-bad/batch", orjson.dumps({"readings": [{"family": "lift"}]}), "bad_batch"),
+        (f"fmon/v1/{site}/gateway/gw-mixed/batch", orjson.dumps({"readings": mixed}), "bad_value"),
         (f"fmon/v1/{site}/kitchen/bad-20/telemetry", body(20), "unknown_family"),
         (f"fmon/v1/{site}/env/bad'21;DROP/telemetry", body(21), "bad_id"),
         (f"fmon/v1/{site}/env/bad 22\"x/telemetry", body(22), "bad_id"),
         (f"fmon/v1/{site}/gateway/gw-23/status", b"maybe", "bad_status"),
         (f"fmon/v1/{site}/env/bad-24/telemetry/extra", body(24), "bad_topic"),
+        (t(25), b'{"metrics": {"co2_ppm": -Infinity}}', "not_finite"),
+        (t(26), orjson.dumps({"metrics": {"co2_ppm": 500}, "events": [{"code": "sensor_fault", "x": [1]}]}),
+         "bad_events"),
+        (t(27), body(27), "unknown_device"),  # valid, but not in the registry
+        (f"fmon/v1/{site}x/env/{KNOWN}/telemetry", body(28), "unknown_site"),  # a known device, wrong site
     ]
 
 
+def register_one_device(fmon: RunningFmon, site: str) -> None:
+    """A registry with one site (no auto-registration) and one device, picked up by ingest at once."""
+    from core.domain import Family
+    from storage.state.registry import DeviceSpec, Inventory, RegistryStore, SiteSpec
+
+    inventory = Inventory("test", sites=(SiteSpec(site),), devices=(DeviceSpec(site, Family.ENV, KNOWN),))
+    RegistryStore(fmon.db).apply(inventory, SystemClock().now())
+    fmon.ingest.registry_sync(force=True)
+
+
+def publish_all(broker_url: str, client_id: str, messages: list[tuple[str, bytes]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    host, port = broker_url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
 def test_every_bad_input_is_dead_lettered_with_its_reason(fmon: RunningFmon, unique_id: str) -> None:
+    register_one_device(fmon, unique_id)
     inputs = bad_inputs(unique_id)
-    publish_site(fmon.settings, unique_id, [(topic, payload) for topic, payload, _ in inputs])
+    publish_all(fmon.settings.broker_url, f"bad-{unique_id}", [(topic, payload) for topic, payload, _ in inputs])
     headers = {"Authorization": f"Bearer {token(fmon.base_url, 'engineer')}"}
     expected = {topic: reason for topic, _, reason in inputs}
     found: dict[str, str] = {}
@@ -337,7 +370,11 @@ def test_every_bad_input_is_dead_lettered_with_its_reason(fmon: RunningFmon, uni
         found = {i["topic"]: i["reason"] for i in items["items"] if i["topic"] in expected}
         time.sleep(0.2)
     assert found == expected
+    assert len(set(expected.values())) >= 20  # each kind of bad input has a reason of its own
     assert fmon.ingest.consumer.connected.is_set()  # nothing crashed the consumer
+    # the good readings of the mixed batch were kept; its bad one is counted against its device
+    wait_for_readings(fmon, 2)
+    assert fmon.ingest.processor.counters.rejected_by_device[f"{unique_id}/env/{KNOWN}"] == 1
 
 
 def test_registry_refuses_unknown_devices_and_sites(fmon: RunningFmon, unique_id: str) -> None:
@@ -368,7 +405,8 @@ def test_registry_refuses_unknown_devices_and_sites(fmon: RunningFmon, unique_id
 
 
 def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str) -> None:
-    """One reading per family with every metric of the schema, published, stored, read back."""
+    """One reading per family with every metric of the schema and an event, published, stored,
+    read back; and an event-only message of the fire panel (two point events in one message)."""
     from core.domain import DeviceRef, Family
     from core.schema import FAMILY_METRICS, MetricSpec
 
@@ -384,27 +422,42 @@ def test_every_family_round_trips_to_the_store(fmon: RunningFmon, unique_id: str
     ts = SystemClock().now().replace(microsecond=0) - timedelta(minutes=5)
     sent = {family: {s.name: value(s, family) for s in FAMILY_METRICS[family]} for family in Family}
     messages = [(f"fmon/v1/{unique_id}/{family.value}/rt-{family.value}/telemetry",
-                 orjson.dumps({"ts": ts.isoformat(), "seq": 1, "metrics": metrics}))
+                 orjson.dumps({"ts": ts.isoformat(), "seq": 1, "metrics": metrics, "events": [EVENTS[family]]}))
                 for family, metrics in sent.items()]
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rt-{unique_id}")
-    host, port = fmon.settings.broker_url.removeprefix("mqtt://").split(":")
-    client.connect(host, int(port))
-    client.loop_start()
-    for topic, payload in messages:
-        client.publish(topic, payload, qos=1).wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
-    wait_for_readings(fmon, len(Family))
+    later = ts + timedelta(seconds=30)
+    points = [{"code": "point_fire", **POINT}, {"code": "point_fire", **POINT, "address": 24, "component_type": 30}]
+    messages.append((f"fmon/v1/{unique_id}/fire_panel/rt-fire_panel/telemetry",
+                     orjson.dumps({"ts": later.isoformat(), "seq": 2, "events": points})))
+    publish_all(fmon.settings.broker_url, f"rt-{unique_id}", messages)
+    wait_for_readings(fmon, len(messages))
     assert fmon.ingest.writer.flush(20)
     store = open_telemetry_store(fmon.settings)
     try:
         for family, metrics in sent.items():
             device = DeviceRef(unique_id, family, f"rt-{family.value}")
             for name, expected in metrics.items():
-                points = store.query(device, name, ts - timedelta(seconds=1), ts + timedelta(seconds=1))
-                assert [(p.ts, p.value) for p in points] == [(ts, expected)], f"{family.value}.{name}"
+                stored = store.query(device, name, ts - timedelta(seconds=1), ts + timedelta(seconds=1))
+                assert [(p.ts, p.value) for p in stored] == [(ts, expected)], f"{family.value}.{name}"
+            events = store.events(device, ts, ts + timedelta(seconds=1))
+            attrs = dict(EVENTS[family])
+            code = attrs.pop("code")
+            assert [(e.ts, e.code, dict(e.attrs)) for e in events] == [(ts, code, attrs)], family.value
+        panel = store.events(DeviceRef(unique_id, Family.FIRE_PANEL, "rt-fire_panel"), later, later + timedelta(1))
+        assert [(e.ts, e.index, e.attrs["address"], e.attrs["component_type"]) for e in panel] == [
+            (later, 0, 23, 40), (later, 1, 24, 30)]
     finally:
         store.close()
+
+
+POINT = {"loop": 1, "address": 23, "zone": "B1-F3", "component_type": 40, "description": "3F corridor smoke"}
+EVENTS: dict[Any, dict[str, Any]] = {  # one event per family, with attributes where the family has them
+    "meter": {"code": "cover_open"},
+    "elevator": {"code": "door_reopen", "floor": -2},
+    "fire_panel": {"code": "point_fire", **POINT},
+    "gas": {"code": "power_fault"},
+    "env": {"code": "sensor_fault"},
+    "pump": {"code": "trip"},
+}
 
 
 SCENARIO_PLAYBOOKS = {"gas-leak-canteen": "gas-leak", "elevator-entrapment": "elevator-entrapment",
@@ -452,3 +505,52 @@ def test_scenarios_through_the_real_pipeline(fmon_real: RunningFmon, unique_id: 
         runs = session.scalars(select(PlaybookRun.playbook_key).join(Incident, Incident.id == PlaybookRun.incident_id)
                                .where(Incident.site == unique_id)).all()
     assert SCENARIO_PLAYBOOKS[scenario] in runs
+
+
+class SmallQueueMosquitto(MosquittoServer):
+    """A broker that keeps at most 5 messages for a session that is away, and updates $SYS every second."""
+
+    def _config_text(self) -> str:
+        return super()._config_text() + "max_queued_messages 5\nsys_interval 1\n"
+
+
+def test_the_brokers_own_drops_are_exported() -> None:
+    """Messages Mosquitto drops never reach fmon; its `$SYS` counter is on fmon's /metrics."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from core.broker import BrokerAddress
+    from runtime.broker_stats import BrokerDrops
+
+    with SmallQueueMosquitto() as broker:
+        drops = BrokerDrops(BrokerAddress.parse(broker.url), "drops-test")
+        registry = CollectorRegistry()
+        registry.register(drops)
+        drops.start()
+        try:
+            assert drops.updated.wait(10)
+            assert drops.dropped == 0
+            away_session(broker)
+            publish_all(broker.url, "drops-pub",
+                        [("drop-test/x", b"%d" % i) for i in range(20)])
+            for _ in range(20):  # $SYS comes every second: wait for the count that includes them
+                if drops.dropped:
+                    break
+                drops.updated.clear()
+                assert drops.updated.wait(10)
+            assert drops.dropped == 15  # 5 kept for the session, 15 dropped
+            assert b"fmon_broker_messages_dropped_total 15.0" in generate_latest(registry)
+        finally:
+            drops.stop()
+
+
+def away_session(broker: MosquittoServer) -> None:
+    """A persistent session subscribed at QoS 1 whose client is gone: the broker queues for it."""
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="away-session", clean_session=False)
+    client.on_subscribe = lambda *_args: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.subscribe("drop-test/#", qos=1)
+    assert subscribed.wait(10)
+    client.disconnect()
+    client.loop_stop()

@@ -232,3 +232,18 @@ def test_refresh_sees_new_devices_and_sites(source: FakeSource) -> None:
     assert not directory.refresh_if_changed()
     assert directory.check(late) is None
     assert directory.report_interval(late) == 10.0
+
+
+def test_the_directory_knows_the_devices_behind_each_gateway(state_db: StateDatabase, example: Inventory) -> None:
+    """What presence needs when a gateway's Will fires: every device of the inventory behind it."""
+    RegistryStore(state_db).apply(example, T0)
+    directory = DeviceDirectory(RegistryStore(state_db))
+    site = example.sites[0].site
+    behind = {g.gateway_id: set(directory.devices_behind(site, g.gateway_id)) for g in example.gateways}
+    expected = {g.gateway_id: {d.ref for d in example.devices if d.gateway_id == g.gateway_id}
+                for g in example.gateways}
+    assert behind == expected
+    assert DeviceRef(site, Family.FIRE_PANEL, "fp-b1") in behind["gw-b1"]
+    assert directory.devices_behind(site, "no-such-gateway") == ()
+    assert set(directory.devices(site)) == {d.ref for d in example.devices}
+    assert directory.devices("other-site") == []

@@ -15,11 +15,14 @@ from sqlalchemy import select
 from alarms.service import AlarmService
 from core.clock import FakeClock
 from core.domain import DeviceRef, Family, Reading
+from ingest.presence import PresenceTracker
+from ingest.registry import DeviceDirectory
 from rules.engine import RuleEngine
 from rules.loader import default_rules
-from runtime.ingest_process import RulePipeline
+from runtime.ingest_process import RulePipeline, seeded_presence
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm
+from storage.state.registry import DeviceSpec, Inventory, RegistryStore, SiteSpec
 from storage.state.rule_state import RuleStateStore
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -78,6 +81,89 @@ def test_a_restart_keeps_an_active_alarm_clearable(state_db: StateDatabase) -> N
     clock.advance(10)
     second.on_readings([Reading(ROOM, clock.now(), {"co2_ppm": 600.0})])
     assert [a.state for a in alarms(state_db)] == ["rtn_unack"]
+
+
+GAS = DeviceRef("s1", Family.GAS, "gd1")
+QUIET = DeviceRef("s1", Family.GAS, "gd2")  # registered, never reports after the restart
+
+
+class PresenceWorker:
+    """What `build_ingest` wires for presence: restored rule state, a seeded tracker, the pipeline."""
+
+    def __init__(self, db: StateDatabase, clock: FakeClock) -> None:
+        engine = RuleEngine(default_rules())
+        states = RuleStateStore(db)
+        saved = states.load()
+        engine.restore(saved)
+        self.clock = clock
+        self.pipeline = RulePipeline(engine, AlarmService(db, clock, lambda _e: None), states, clock)
+        self.tracker: PresenceTracker = seeded_presence(DeviceDirectory(RegistryStore(db)), saved, engine.rules,
+                                                        "+", clock.now())
+
+    def report(self, device: DeviceRef) -> None:
+        reading = Reading(device, self.clock.now(), {"lel_pct": 0.0})
+        self.pipeline.on_presence(self.tracker.readings([reading], self.clock.now()))
+        self.pipeline.on_readings([reading])
+
+    def at(self, seconds: float) -> None:
+        """One timer tick at T0 + `seconds`, as `IngestProcess._tick_loop` runs it."""
+        self.clock.set(T0 + timedelta(seconds=seconds))
+        self.pipeline.tick()
+        self.pipeline.on_presence(self.tracker.sweep(self.clock.now()))
+
+
+def gas_offline(db: StateDatabase) -> dict[str, str]:
+    return {a.device_id: a.state for a in alarms(db) if a.rule_id == "comms.gas_offline"}
+
+
+def register(db: StateDatabase, *devices: DeviceRef) -> None:
+    specs = tuple(DeviceSpec(d.site, d.family, d.device_id) for d in devices)
+    RegistryStore(db).apply(Inventory("test", (SiteSpec("s1"),), devices=specs), T0)
+
+
+def test_a_device_reporting_after_a_restart_clears_its_restored_offline_alarm(state_db: StateDatabase) -> None:
+    clock = FakeClock(T0)
+    first = PresenceWorker(state_db, clock)
+    first.report(GAS)
+    first.at(181)  # silent past 3 × 60 s: offline, the 2 min on-delay starts
+    first.at(301)
+    assert gas_offline(state_db) == {"gd1": "unack"}
+    del first  # the worker restarts; rule state was saved with the alarm
+
+    second = PresenceWorker(state_db, clock)
+    for seconds in range(400, 800, 60):  # the detector reports every minute again
+        second.at(seconds)
+        second.report(GAS)
+    assert gas_offline(state_db) == {"gd1": "rtn_unack"}  # cleared, not stuck active
+    assert second.tracker.is_online(GAS)
+
+
+def test_a_restart_during_the_on_delay_neither_raises_nor_sticks_for_a_device_that_reports(
+        state_db: StateDatabase) -> None:
+    clock = FakeClock(T0)
+    first = PresenceWorker(state_db, clock)
+    first.report(GAS)
+    first.at(181)  # offline, pending
+    first.at(183)  # the periodic save
+    del first
+    second = PresenceWorker(state_db, clock)
+    second.at(190)
+    second.report(GAS)  # back before the on-delay ran out
+    for seconds in range(250, 1000, 60):
+        second.at(seconds)
+        second.report(GAS)
+    assert gas_offline(state_db) == {}
+
+
+def test_registered_devices_that_never_report_after_a_restart_go_offline(state_db: StateDatabase) -> None:
+    register(state_db, GAS, QUIET)
+    clock = FakeClock(T0)
+    worker = PresenceWorker(state_db, clock)
+    for seconds in range(0, 400, 60):
+        worker.at(seconds)
+        worker.report(GAS)
+    assert worker.tracker.is_online(QUIET) is False  # offline after 3 × 60 s without a word
+    assert gas_offline(state_db) == {"gd2": "unack"}  # and alarmed after the on-delay
 
 
 RULE = """version: 1

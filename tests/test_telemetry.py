@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from core.domain import DeviceRef, Family, Reading
+from core.domain import DeviceRef, Event, Family, Reading
 from core.errors import StoreUnavailable
 from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
@@ -71,3 +72,41 @@ def test_influx_outage_is_store_unavailable() -> None:
     store = InfluxV1Store("http://127.0.0.1:9/nowhere", timeout=1)
     with pytest.raises(StoreUnavailable, match="unreachable"):
         store.write(series(1))
+
+
+PANEL = DeviceRef("s1", Family.FIRE_PANEL, "fp-1")
+
+
+def panel_reading(ts: datetime = T0, **fields: Any) -> Reading:
+    smoke = {"loop": 1, "address": 23, "zone": "B1-F3", "component_type": 40, "description": "3F corridor"}
+    heat = {**smoke, "address": 24, "component_type": 30}
+    return Reading(PANEL, ts, {}, events=(Event("point_fire", smoke), Event("point_fire", heat),
+                                          Event("silence"), Event("reset", {"operator": "zhang", "note": 7})),
+                   **fields)
+
+
+def test_events_are_stored_each_on_its_own_and_replays_overwrite(store: TelemetryStore) -> None:
+    """Two point events of one panel in the same millisecond are two stored events; the reading
+    has no metrics (an event-only message); writing it again changes nothing."""
+    assert store.write([panel_reading(seq=9)]) == 0  # metric values written
+    store.write([panel_reading(seq=9)])
+    events = store.events(PANEL, T0, T0 + timedelta(seconds=1))
+    assert [(e.ts, e.code, e.index, e.seq) for e in events] == [
+        (T0, "point_fire", 0, 9), (T0, "point_fire", 1, 9), (T0, "silence", 2, 9), (T0, "reset", 3, 9)]
+    assert dict(events[0].attrs) == {"loop": 1, "address": 23, "zone": "B1-F3", "component_type": 40,
+                                     "description": "3F corridor"}
+    assert events[1].attrs["address"] == 24
+    assert dict(events[2].attrs) == {}
+    assert events[3].attrs["operator"] == "zhang"
+    assert events[3].attrs["note"] in (7, "7")  # free attributes are text in InfluxDB
+    assert store.events(PANEL, T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)) == []
+
+
+def test_influx_events_measurement_tags_and_fields(influx_db: str) -> None:
+    store = InfluxV1Store(influx_db)
+    store.write([panel_reading(historical=True)])
+    series = store.influxql('SELECT "loop", "address", "zone", "index", "historical" FROM "events" '
+                            "WHERE \"code\"='point_fire' GROUP BY \"site\", \"family\", \"device\"")
+    assert series[0]["tags"] == {"site": "s1", "family": "fire_panel", "device": "fp-1"}
+    assert [row[1:] for row in series[0]["values"]] == [[1, 23, "B1-F3", 0, True], [1, 24, "B1-F3", 1, True]]
+    store.close()
