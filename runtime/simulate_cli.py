@@ -4,7 +4,8 @@
   scenario, in real or accelerated time;
 - `check`: validate scenario files and verify their expected signatures offline;
 - `load`: the load generator bench/ uses (`simulators.load`);
-- `backfill`: write days of a site's history straight into the telemetry store.
+- `backfill`: write days of a site's history into the telemetry store, and its maintenance and
+  failure log into the state database as work orders.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def _site_id(_ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--broker", required=True, help="mqtt://[user:pass@]host:port or mqtts://…")
 @click.option("--site", default="demo", show_default=True, callback=_site_id, help="Site id to publish as.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same devices and values.")
-@click.option("--scenario", help="Scenario file, or the name of one in docs/scenarios (e.g. gas-leak-canteen).")
+@click.option("--scenario", help="Scenario file, or the name of a shipped one (simulators/scenarios, "
+              "e.g. gas-leak-canteen).")
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Simulated seconds per real second. Above 1 the run replays the recent past up to now.")
 @click.option("--duration", callback=_duration, help="Stop after this much simulated time (90s, 2h, 3d).")
@@ -71,7 +73,9 @@ def _site_id(_ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="One message per reading, or gateway batches.")
 def simulate_run(broker: str, site: str, seed: int, scenario: str | None, speed: float,
                  duration: timedelta | None, interval: float | None, mode: str) -> None:
-    """Publish a simulated site until interrupted (or for --duration), playing --scenario if given."""
+    """Publish a simulated site until interrupted (or for --duration), playing --scenario if given.
+    Exit status 1 if the broker refuses the login (bad user name or password, not authorised)."""
+    from simulators.mqtt_transport import BrokerRefused
     from simulators.runner import RunnerOptions, SiteRunner, mqtt_connect
     from simulators.site import demo_estate
 
@@ -85,7 +89,11 @@ def simulate_run(broker: str, site: str, seed: int, scenario: str | None, speed:
     options = RunnerOptions(speed=speed, start=_start(speed, horizon), duration=duration, mode=cast("Mode", mode))
     runner = SiteRunner(estate, mqtt_connect(address, site), SystemClock(), steps=bound.steps if bound else (),
                         options=options)
-    if not runner.start():
+    try:
+        connected = runner.start()
+    except BrokerRefused as exc:  # a login the broker refuses will not succeed by waiting
+        raise click.ClickException(f"{address.url}: {exc}") from None
+    if not connected:
         click.echo(f"warning: not every gateway connected to {address.url} yet; buffering until they do", err=True)
     what = f" playing {bound.scenario.name}" if bound else ""
     click.echo(f"simulating site {site} ({len(estate.devices)} devices, gateways {', '.join(estate.gateways)}){what}"
@@ -136,14 +144,18 @@ def _report(stats: dict[str, Any]) -> None:
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=1, show_default=True)
 def simulate_check(files: tuple[Path, ...], seed: int) -> None:
-    """Validate scenario files (default: all in docs/scenarios) and check their expected signatures
-    offline, at full speed. Exit status 1 if any file is invalid or misses an expectation."""
+    """Validate scenario files (default: all shipped ones, simulators/scenarios) and check their
+    expected signatures offline, at full speed. Exit status 1 if any file is invalid or misses an
+    expectation, or if there is no file to check."""
     from simulators.expect import check
     from simulators.offline import play
-    from simulators.scenario import ScenarioError, bind, load_scenario, shipped_scenarios
+    from simulators.scenario import SCENARIO_DIR, ScenarioError, bind, load_scenario, shipped_scenarios
     from simulators.site import demo_estate
 
     paths = list(files) or shipped_scenarios()
+    if not paths:  # an install without its package data must not pass as "all scenarios valid"
+        raise click.ClickException(f"no scenario files found in {SCENARIO_DIR} (is fmon installed with its "
+                                   "package data?); name the files to check")
     failed = 0
     for path in paths:
         try:
@@ -194,7 +206,7 @@ def simulate_load(broker: str, devices: int, rate: float, duration: float, mode:
     spec = LoadSpec(devices, rate, duration, cast("LoadMode", mode), batch_size, qos, site)
     try:
         result = run_load(address, spec)
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, FmonError) as exc:  # FmonError: BrokerRefused
         raise click.ClickException(f"load generator: {exc}") from None
     click.echo(result.summary())
     if json_out is not None:
@@ -214,25 +226,41 @@ def simulate_load(broker: str, devices: int, rate: float, duration: float, mode:
               help="Seconds between readings of a device at most (devices that report less often keep "
                    "their own interval).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Maintenance and failure log CSV (default: <data dir>/backfill-<site>-maintenance.csv).")
+              help="Export of the maintenance and failure log as CSV "
+                   "(default: <data dir>/backfill-<site>-maintenance.csv).")
+@click.option("--database", help="State database to record the work orders in (postgresql://…; "
+              "default: the settings' state database).")
 @CONFIG_OPTION
 def simulate_backfill(days: float, site: str, seed: int, end_text: str | None, resolution: float,
-                      log_path: Path | None, config_file: Path | None) -> None:
-    """Write a simulated site's history, with degradations and failures, into the telemetry store."""
+                      log_path: Path | None, database: str | None, config_file: Path | None) -> None:
+    """Write a simulated site's history, with degradations and failures, into the telemetry store, and
+    its maintenance and failure log into the state database (a corrective work order per failure, a
+    done planned one per maintenance), where the equipment-health jobs learn from it."""
     from runtime.backfill import BackfillOptions, run_backfill
 
-    settings = settings_from(config_file)
+    settings = settings_from(config_file, **({"database_url": database} if database else {}))
     end = _end_time(end_text)
     options = BackfillOptions(site, seed, days, end, resolution, log_path=log_path)
     total = int(timedelta(days=days).total_seconds())
     with click.progressbar(length=total, label=f"backfilling {days:g} days of {site}", file=sys.stderr,
                            show_pos=False, show_percent=True, show_eta=True) as bar:
-        result = run_backfill(settings, options, bar.update)
+        try:
+            result = run_backfill(settings, options, bar.update)
+        except FmonError as exc:
+            raise click.ClickException(str(exc)) from None
     store = settings.influx_url or str(settings.telemetry_sqlite_path)
     click.echo(f"{result.readings} readings ({result.values} values) of {result.devices} devices from "
                f"{result.start.isoformat(timespec='seconds')} to {result.end.isoformat(timespec='seconds')} "
                f"written to {store}")
-    click.echo(f"maintenance and failure log ({result.log_entries} entries): {result.log_path}")
+    click.echo(f"state database {_redacted(settings.state_database_url)}: {result.ledger.summary()}")
+    click.echo(f"maintenance and failure log ({result.log_entries} entries) exported to {result.log_path}")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 

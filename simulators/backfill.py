@@ -5,8 +5,9 @@ lift maintenance (TSG T5002 半月保), quarterly pump maintenance, and some slo
 ending in failure and repair. It returns the steps to play and the maintenance and failure log.
 `history` plays them through the engine and yields readings in batches, for a telemetry store.
 
-The log is what an equipment-health model learns from; until the equipment ledger exists it
-is written as CSV next to the data (runtime/backfill.py, docs/simulators.md).
+The log is what an equipment-health model learns from: runtime/backfill.py records it in the
+state database as work orders (a corrective one per failure, a done planned one per maintenance)
+and exports it as CSV (docs/simulators.md).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class LogEntry:
     device_id: str
     kind: LogKind
     detail: str
+    until: datetime | None = None  # maintenance: when the work ended; failure: the repair (None: not yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +63,17 @@ class _Planner:
         self.log: list[LogEntry] = []
 
     def add(self, when: datetime, device_id: str, action: str, params: Params,
-            entry: tuple[LogKind, str] | None = None) -> None:
+            entry: tuple[LogKind, str] | None = None, until: datetime | None = None) -> None:
         if not self.start <= when < self.end:
             return
         self.steps.append(BoundStep(when - self.start, action, params, device_id=device_id))
         if entry is not None:
-            family = self.site.device(device_id).model.family
-            self.log.append(LogEntry(when, self.site.site_id, family, device_id, *entry))
+            self.log_entry(when, device_id, *entry, until=until)
+
+    def log_entry(self, when: datetime, device_id: str, kind: LogKind, detail: str,
+                  until: datetime | None = None) -> None:
+        family = self.site.device(device_id).model.family
+        self.log.append(LogEntry(when, self.site.site_id, family, device_id, kind, detail, until))
 
     def local_day(self, day: int, hour: float) -> datetime:
         """`hour` o'clock local time, `day` days after the start."""
@@ -102,7 +108,7 @@ def _lift_maintenance(planner: _Planner, device_id: str, days: int) -> None:
         while begin.weekday() >= 5:
             begin += timedelta(days=1)
         planner.add(begin, device_id, "inspection", InspectionParams(active=True),
-                    ("maintenance", "half-monthly maintenance (半月保)"))
+                    ("maintenance", "half-monthly maintenance (半月保)"), until=begin + timedelta(hours=1))
         planner.add(begin + timedelta(hours=1), device_id, "inspection", InspectionParams(active=False))
 
 
@@ -111,7 +117,8 @@ def _pump_maintenance(planner: _Planner, device_id: str, days: int) -> None:
     for day in range(planner.rng.randrange(min(days, 90)), days, 90):
         begin = planner.local_day(day, 10)
         params = ModeParams.model_validate({"mode": "off", "for": timedelta(hours=2)})
-        planner.add(begin, device_id, "mode", params, ("maintenance", "quarterly maintenance: bearings greased"))
+        planner.add(begin, device_id, "mode", params, ("maintenance", "quarterly maintenance: bearings greased"),
+                    until=begin + timedelta(hours=2))
 
 
 def _failure(planner: _Planner, device_id: str, *, lift: bool) -> None:
@@ -131,8 +138,7 @@ def _failure(planner: _Planner, device_id: str, *, lift: bool) -> None:
         what = "bearing failure, motor tripped on overload"
     planner.add(onset, device_id, "degrade", params, ("degradation_start", f"wear begins; fails in {over.days} days"))
     if fail_at < planner.end:
-        planner.log.append(LogEntry(fail_at, planner.site.site_id, planner.site.device(device_id).model.family,
-                                    device_id, "failure", what))
+        planner.log_entry(fail_at, device_id, "failure", what, until=repair_at if repair_at < planner.end else None)
     planner.add(repair_at, device_id, "repair", NoParams(), ("repair", "repaired and returned to service"))
 
 

@@ -151,6 +151,11 @@ class MemoryTransport:
         return self._up
 
     @property
+    def refusal(self) -> str | None:
+        """A memory connection is never refused."""
+        return None
+
+    @property
     def connected(self) -> bool:
         return self._up
 

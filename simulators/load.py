@@ -6,9 +6,12 @@
 - `sparkplug`: Sparkplug B (NBIRTH/DBIRTH, then one DDATA per reading) encoded with
   `core.sparkplug`, the contract's own encoder.
 
-Readings are valid `env` readings (they pass ingest's schema), each device with its own `seq`.
-The achieved rate is readings published per second over the publishing window, counted only if
-the broker acknowledged every message (QoS 1 PUBACK; for QoS 0, written to the socket). At most
+Readings are valid `env` readings (they pass ingest's schema), each device with its own `seq`
+and strictly increasing timestamps (a store such as InfluxDB overwrites a point with the same
+series and time, so two readings of a device in one millisecond would count once).
+The result reports the rate published over the publishing window and, apart, the share of the
+messages the broker acknowledged (QoS 1 PUBACK; for QoS 0, written to the socket); the rate is
+reached only if every message was acknowledged. At most
 `MAX_OUTSTANDING` messages may await acknowledgement, so the generator cannot run ahead of the
 broker by more than that: one that only fills its own send queue does not count as fast. The
 time from the last publish to the last acknowledgement is reported apart (`ack_tail_s`: with
@@ -33,6 +36,7 @@ from core import sparkplug as spb
 from core.broker import BrokerAddress
 from core.domain import Family
 from core.topics import ROOT, gateway_batch_topic
+from simulators.mqtt_transport import BrokerRefused, is_refusal, refusal_text
 
 Mode = Literal["json", "batch", "sparkplug"]
 REACHED_SHARE = 0.95  # achieved / requested at or above this counts as reaching the rate
@@ -60,17 +64,18 @@ class LoadResult:
     readings: int
     acked_messages: int
     elapsed_s: float
-    messages_per_s: float
-    readings_per_s: float
-    reached: bool
+    messages_per_s: float  # published
+    readings_per_s: float  # published
+    reached: bool  # every message acknowledged, at 95 % of the requested rate or more
+    acked_share: float = 1.0  # acknowledged / published messages
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         verdict = "reached" if self.reached else "NOT reached"
         return (f"{self.spec.mode}: requested {self.spec.rate:,.0f} readings/s for {self.spec.duration_s:g} s; "
-                f"achieved {self.readings_per_s:,.0f} readings/s ({self.messages_per_s:,.0f} messages/s, "
-                f"{self.acked_messages}/{self.messages} acknowledged) - {verdict}"
+                f"published {self.readings_per_s:,.0f} readings/s ({self.messages_per_s:,.0f} messages/s), "
+                f"{self.acked_messages}/{self.messages} messages acknowledged ({self.acked_share:.1%}) - {verdict}"
                 + (f" ({self.note})" if self.note else ""))
 
     def as_json(self) -> dict[str, Any]:
@@ -96,6 +101,7 @@ class _Payloads:
         self.spec = spec
         self.ids = [f"load-{i:06d}" for i in range(spec.devices)]
         self.seq = [0] * spec.devices
+        self.last_ms = [0] * spec.devices  # each device's last timestamp: the next one is later
         self.rng = random.Random(1)
         self._spb_seq = 0
         self._defs = spb.metric_defs(Family.ENV, _METRICS)
@@ -105,10 +111,12 @@ class _Payloads:
         value = self.rng.random()
         return {"co2_ppm": 450.0 + 400 * value, "temp_c": 21.0 + 3 * value, "rh_pct": 40.0 + 20 * value}
 
-    def _next_device(self, index: int) -> int:
+    def _next(self, index: int, now_ms: int) -> tuple[int, int]:
+        """The device of reading `index`, and its timestamp: now, or 1 ms after its last one."""
         device = index % self.spec.devices
         self.seq[device] += 1
-        return device
+        ts = self.last_ms[device] = max(now_ms, self.last_ms[device] + 1)
+        return device, ts
 
     def messages(self) -> Iterator[tuple[str, bytes, int]]:
         """Endless (topic, payload, readings in it)."""
@@ -119,19 +127,19 @@ class _Payloads:
             if self.spec.mode == "batch":
                 items = []
                 for _ in range(self.spec.batch_size):
-                    device = self._next_device(index)
+                    device, ts = self._next(index, now_ms)
                     index += 1
-                    items.append({"device_id": self.ids[device], "family": "env", "ts": now_ms,
+                    items.append({"device_id": self.ids[device], "family": "env", "ts": ts,
                                   "seq": self.seq[device], "metrics": self._metrics()})
                 yield batch_topic, orjson.dumps({"readings": items}), len(items)
             elif self.spec.mode == "sparkplug":
-                device = self._next_device(index)
+                device, ts = self._next(index, now_ms)
                 index += 1
-                yield self._ddata(device, now_ms)
+                yield self._ddata(device, ts)
             else:
-                device = self._next_device(index)
+                device, ts = self._next(index, now_ms)
                 index += 1
-                body = {"ts": now_ms, "seq": self.seq[device], "metrics": self._metrics()}
+                body = {"ts": ts, "seq": self.seq[device], "metrics": self._metrics()}
                 yield self._topics[device], orjson.dumps(body), 1
 
     # --- Sparkplug B (the fmon convention of docs/sparkplug.md) --------------------------------
@@ -183,8 +191,9 @@ def _client(address: BrokerAddress, spec: LoadSpec, payloads: _Payloads, acks: _
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"load-{spec.site}-{spec.gateway_id}")
     if address.username:
         client.username_pw_set(address.username, address.password)
-    if address.tls:
-        client.tls_set()
+    context = address.ssl_context()  # mqtts://, with ?cafile= for a private CA
+    if context is not None:
+        client.tls_set_context(context)
     client.max_inflight_messages_set(1000)  # much more makes paho's own bookkeeping the bottleneck
     client.max_queued_messages_set(0)
     if spec.mode == "sparkplug":
@@ -194,12 +203,22 @@ def _client(address: BrokerAddress, spec: LoadSpec, payloads: _Payloads, acks: _
 
 
 def _connect(client: mqtt.Client, address: BrokerAddress, spec: LoadSpec, payloads: _Payloads) -> int:
-    connected = threading.Event()
-    client.on_connect = lambda *_args: connected.set()
+    """Log in (raises `BrokerRefused` if the broker says no), then publish the Sparkplug births."""
+    answered = threading.Event()
+    refusals: list[str] = []
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        if is_refusal(reason):
+            refusals.append(refusal_text(reason))
+        answered.set()
+
+    client.on_connect = on_connect
     client.connect(address.host, address.port, keepalive=60)
     client.loop_start()
-    if not connected.wait(10):
+    if not answered.wait(10):
         raise ConnectionError(f"could not connect to {address.url}")
+    if refusals:  # otherwise it would end as "N messages not acknowledged"
+        raise BrokerRefused(refusals[0])
     if spec.mode != "sparkplug":
         return 0
     infos = [client.publish(topic, body, qos=1) for topic, body in payloads.births(0)]
@@ -234,23 +253,23 @@ def _publish(client: mqtt.Client, spec: LoadSpec, payloads: _Payloads, acks: _Ac
     deadline = published + spec.ack_timeout_s
     while acks.count < messages and time.perf_counter() < deadline:
         time.sleep(0.005)
-    return _result(spec, messages, readings, acks, start, published, births)
-
-
-def _result(spec: LoadSpec, messages: int, readings: int, acks: _Acks, start: float, published: float,
-            births: int) -> LoadResult:
     with acks.lock:
         acked, last = acks.count, acks.last
-    elapsed = published - start
-    all_acked = acked == messages
-    reading_rate = readings / elapsed if elapsed > 0 and all_acked else 0.0
-    reached = all_acked and reading_rate >= REACHED_SHARE * spec.rate
+    extra = {"births": births, "ack_tail_s": round(max(0.0, last - published), 3)}
+    return summarise(spec, messages, readings, acked, published - start, extra)
+
+
+def summarise(spec: LoadSpec, messages: int, readings: int, acked: int, elapsed_s: float,
+              extra: dict[str, Any] | None = None) -> LoadResult:
+    """The result of a run: published rates, acknowledged share, and whether the rate was reached."""
+    reading_rate = readings / elapsed_s if elapsed_s > 0 else 0.0
+    message_rate = messages / elapsed_s if elapsed_s > 0 else 0.0
+    share = acked / messages if messages else 1.0
+    reached = acked == messages and reading_rate >= REACHED_SHARE * spec.rate
     note = ""
     if acked < messages:
         note = f"{messages - acked} messages not acknowledged within {spec.ack_timeout_s:g} s"
     elif not reached:
         note = f"the generator or the broker could not keep up: {reading_rate / spec.rate:.0%} of the requested rate"
-    message_rate = messages / elapsed if elapsed > 0 and all_acked else 0.0
-    extra = {"births": births, "ack_tail_s": round(max(0.0, last - published), 3)}
-    return LoadResult(spec, messages, readings, acked, round(elapsed, 3), round(message_rate, 1),
-                      round(reading_rate, 1), reached, note, extra)
+    return LoadResult(spec, messages, readings, acked, round(elapsed_s, 3), round(message_rate, 1),
+                      round(reading_rate, 1), reached, round(share, 4), note, dict(extra or {}))

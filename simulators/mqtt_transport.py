@@ -5,6 +5,8 @@ On connect it announces `online` (retained) on its status topic, whose Will is a
 runner queues them for its own thread, so device models are only ever touched by one thread).
 paho reconnects by itself after a broker outage; `cut()` drops the TCP connection without a
 DISCONNECT, so the broker publishes the Will exactly as it would for a gateway that lost power.
+A broker that refuses the login (CONNACK: bad user name or password, not authorised) is not an
+outage: `refusal` says why, and `wait_connected` returns at once instead of waiting it out.
 """
 
 from __future__ import annotations
@@ -19,11 +21,30 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from core.broker import BrokerAddress
+from core.errors import FmonError
 from core.topics import ROOT, gateway_status_topic
 
 log = logging.getLogger(__name__)
 CommandHandler = Callable[[str, bytes], None]
 QOS = 1
+# CONNACK refusals in words: MQTT 3.1.1 return codes 4 and 5, and the MQTT 5 reason codes paho maps them to.
+_REFUSALS = {4: "bad user name or password", 134: "bad user name or password",
+             5: "not authorised", 135: "not authorised"}
+
+
+class BrokerRefused(FmonError):
+    """The broker answered the login with a refusal (CONNACK), e.g. bad credentials or no permission."""
+
+
+def refusal_text(reason: object) -> str:
+    """'broker refused the connection: not authorised', from paho's CONNACK reason code."""
+    value = getattr(reason, "value", reason)
+    words = _REFUSALS.get(value, str(reason)) if isinstance(value, int) else str(reason)
+    return f"broker refused the connection: {words}"
+
+
+def is_refusal(reason: object) -> bool:
+    return bool(getattr(reason, "is_failure", False))
 
 
 class MqttTransport:
@@ -34,12 +55,15 @@ class MqttTransport:
         self.status_topic = gateway_status_topic(site, gateway_id)
         self._command_filter = f"{ROOT}/{site}/+/+/command"
         self._up = threading.Event()
+        self._answered = threading.Event()  # the broker answered a login, either way
+        self.refusal: str | None = None  # why the broker refused the last login, if it did
         self._cut = self._closing = False
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"sim-{site}-{gateway_id}")
         if address.username:
             self._client.username_pw_set(address.username, address.password)
-        if address.tls:
-            self._client.tls_set()
+        context = address.ssl_context()  # mqtts://, with ?cafile= for a private CA
+        if context is not None:
+            self._client.tls_set_context(context)
         self._client.will_set(self.status_topic, b"offline", qos=QOS, retain=True)
         self._client.reconnect_delay_set(*reconnect_delay)  # seconds, doubling from the first to the second
         self._client.max_inflight_messages_set(max_inflight)
@@ -53,7 +77,9 @@ class MqttTransport:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
-        return self._up.wait(timeout)
+        """True once connected; False after `timeout`, or at once when the broker refused the login."""
+        self._answered.wait(timeout)
+        return self._up.is_set()
 
     @property
     def connected(self) -> bool:
@@ -69,6 +95,7 @@ class MqttTransport:
         """Kill the connection as a power cut would: no DISCONNECT, so the Will fires."""
         self._cut = True
         self._up.clear()
+        self._answered.clear()
         self._client.loop_stop()
         sock = self._client.socket()
         if isinstance(sock, socket.socket):  # plain or TLS (ssl.SSLSocket is a socket.socket)
@@ -99,16 +126,22 @@ class MqttTransport:
         self._client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        if getattr(reason, "is_failure", False):
-            log.warning("gateway %s: broker refused the connection: %s", self.status_topic, reason)
+        if is_refusal(reason):
+            self.refusal = refusal_text(reason)
+            log.warning("gateway %s: %s", self.status_topic, self.refusal)
+            self._answered.set()
             return
+        self.refusal = None
         client.publish(self.status_topic, b"online", qos=QOS, retain=True)
         if self._on_command is not None:
             client.subscribe(self._command_filter, qos=QOS)
         self._up.set()
+        self._answered.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self._up.clear()
+        if self.refusal is None:  # a refusal stays the answer until a login succeeds
+            self._answered.clear()
         if not (self._cut or self._closing):
             log.info("gateway %s: disconnected (%s); buffering until reconnected", self.status_topic, reason)
 

@@ -26,7 +26,7 @@ from core.errors import TopicError
 from core.topics import TopicKind, parse_topic
 from simulators.engine import Ack, SimEngine
 from simulators.gateway import GatewayLink, LinkStats, Mode, Transport
-from simulators.mqtt_transport import CommandHandler, MqttTransport
+from simulators.mqtt_transport import BrokerRefused, CommandHandler, MqttTransport
 from simulators.offline import apply_tick
 from simulators.payloads import ack_payload
 from simulators.scenario import BoundStep
@@ -41,6 +41,10 @@ class Connection(Transport, Protocol):
     def start(self) -> None: ...
 
     def wait_connected(self, timeout: float) -> bool: ...
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the broker refused the login, if it did."""
 
 
 Connect = Callable[[str, CommandHandler], Connection]
@@ -75,11 +79,17 @@ class SiteRunner:
 
     def start(self, connect_timeout: float = 10.0) -> bool:
         """Connect every gateway, then start publishing. False if some gateway did not connect in time
-        (it still publishes once connected; until then its readings are buffered)."""
+        (it still publishes once connected; until then its readings are buffered). Raises
+        `BrokerRefused` if the broker refused a login: buffering would not help."""
         connections = {gw: self._connect(gw, self._handler(gw)) for gw in self.site.gateways}
         for connection in connections.values():
             connection.start()
         connected = all(c.wait_connected(connect_timeout) for c in connections.values())
+        refused = sorted({c.refusal for c in connections.values() if c.refusal})
+        if refused:
+            for connection in connections.values():
+                connection.close()
+            raise BrokerRefused("; ".join(refused))
         mode = self._options.mode
         self.links = {gw: GatewayLink(self.site.site_id, gw, c, mode=mode) for gw, c in connections.items()}
         self._thread.start()

@@ -1,6 +1,7 @@
 """Scenario files: a timeline of faults and events played on a site, and its expected signature.
 
-A scenario is YAML (docs/scenarios/*.yaml, docs/simulators.md explains the format)::
+A scenario is YAML (simulators/scenarios/*.yaml, shipped with the package as data so that an
+installed fmon has them; docs/simulators.md explains the format)::
 
     name: gas-leak-canteen
     title: Gas leak in the canteen kitchen
@@ -279,11 +280,12 @@ def field_label(path: Sequence[str | int]) -> str:
 
 # --- loading ---------------------------------------------------------------------------------
 
-SCENARIO_DIR = Path(__file__).resolve().parents[1] / "docs" / "scenarios"
+# Package data, beside the code: the wheel and the Docker image hold only the import packages.
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
 
 def scenario_path(name_or_path: str) -> Path:
-    """A file path as given, or the name of a shipped scenario (docs/scenarios/NAME.yaml)."""
+    """A file path as given, or the name of a shipped scenario (simulators/scenarios/NAME.yaml)."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
@@ -291,6 +293,7 @@ def scenario_path(name_or_path: str) -> Path:
 
 
 def shipped_scenarios() -> list[Path]:
+    """The shipped scenario files, by name (none if fmon was installed without its package data)."""
     return sorted(SCENARIO_DIR.glob("*.yaml"))
 
 

@@ -19,6 +19,7 @@ from core.broker import BrokerAddress
 from core.errors import ConfigError
 from ingest.mqtt import make_client
 from ingest.wire import Publish, WireSubscriber
+from simulators.load import LoadSpec, run_load
 from tests.harness import MosquittoServer
 
 WAIT_S = 15
@@ -114,3 +115,20 @@ def test_broker_url_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="unknown option 'ca'") as refused:
         BrokerAddress.parse("mqtts://gw:secret@b.example?ca=/etc/ca.pem")
     assert "secret" not in str(refused.value)
+
+
+def test_the_simulators_publish_over_tls(tls_broker: tuple[TlsMosquitto, Path]) -> None:
+    broker, ca = tls_broker
+    address = BrokerAddress.parse(f"mqtts://127.0.0.1:{broker.port}?cafile={ca}")
+    inbox = Inbox()
+    subscriber = WireSubscriber(address, f"tls-{uuid.uuid4().hex[:8]}", ["fmon/v1/tls-load/#"], inbox,
+                                backoff=(0.1, 0.5))
+    subscriber.start()
+    try:
+        assert subscriber.connected.wait(WAIT_S)
+        result = run_load(address, LoadSpec(devices=5, rate=50, duration_s=0.5, site="tls-load"))
+        assert result.acked_messages == result.messages > 0
+        received = [inbox.items.get(timeout=WAIT_S) for _ in range(result.messages)]
+        assert {p.topic.split("/")[2] for p in received} == {"tls-load"}
+    finally:
+        subscriber.stop()

@@ -1,8 +1,10 @@
 """The load generator against a real Mosquitto: it reaches a modest rate, says so when it cannot,
-and what it publishes is what ingest accepts."""
+reports the published rate apart from the acknowledged share, and what it publishes is what
+ingest accepts, with timestamps a store never overwrites."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from core import sparkplug as spb
 from core.broker import BrokerAddress
 from ingest.decode import decode
 from runtime.simulate_cli import simulate
-from simulators.load import LoadSpec, run_load
+from simulators.load import LoadSpec, run_load, summarise
 from tests.harness import MosquittoServer
 
 
@@ -87,3 +89,35 @@ def test_fmon_simulate_load_reports_and_writes_json(mosquitto: MosquittoServer, 
     assert "json: requested 500 readings/s" in run.output and "reached" in run.output
     result = orjson.loads(out.read_bytes())
     assert result["reached"] is True and result["spec"]["rate"] == 500
+
+
+def test_unacknowledged_messages_lower_the_share_not_the_published_rate() -> None:
+    spec = LoadSpec(devices=10, rate=100, duration_s=1)
+    result = summarise(spec, messages=100, readings=100, acked=90, elapsed_s=1.0)
+    assert (result.readings_per_s, result.messages_per_s, result.acked_share) == (100.0, 100.0, 0.9)
+    assert not result.reached and result.note == "10 messages not acknowledged within 30 s"
+    assert "published 100 readings/s (100 messages/s), 90/100 messages acknowledged (90.0%) - NOT reached" \
+        in result.summary()
+    assert summarise(spec, messages=100, readings=100, acked=100, elapsed_s=1.0).reached
+
+
+def test_batches_give_each_device_strictly_increasing_timestamps(
+    mosquitto: MosquittoServer, unique_id: str, captured: list[mqtt.MQTTMessage]
+) -> None:
+    """10 devices in batches of 100: each device is in every batch 10 times, and every reading must be
+    a point of its own in the store (same series and time would overwrite)."""
+    spec = LoadSpec(devices=10, rate=5000, duration_s=0.3, mode="batch", batch_size=100, site=unique_id)
+    result = run_load(BrokerAddress.parse(mosquitto.url), spec)
+    assert result.acked_messages == result.messages >= 2
+    deadline = time.monotonic() + 5
+    while len(captured) < result.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stamps: dict[str, list[datetime]] = {}
+    for message in captured:
+        readings = decode(message.topic, message.payload, datetime.now(UTC))
+        assert isinstance(readings, list)
+        for reading in readings:
+            stamps.setdefault(reading.device.device_id, []).append(reading.ts)
+    assert len(stamps) == 10 and sum(map(len, stamps.values())) == result.readings
+    for device, times in stamps.items():
+        assert all(a < b for a, b in itertools.pairwise(times)), device

@@ -1,4 +1,6 @@
-"""Simulated gateways against a real Mosquitto: the Will, store-and-forward, commands, the CLI.
+"""Simulated gateways against a real Mosquitto: the Will, store-and-forward, commands, the CLI,
+and a broker with a password file and an ACL: credentials in the URL log in, a refused login is
+reported as such (never buffered forever, never "not acknowledged").
 
 Each test uses its own site id (`unique_id`), so topics never collide. Waits poll with a
 deadline; no sleep is an assertion.
@@ -7,6 +9,7 @@ deadline; no sleep is an assertion.
 from __future__ import annotations
 
 import queue
+import re
 import subprocess
 import sys
 import time
@@ -15,21 +18,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
+from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from core.broker import BrokerAddress
 from core.clock import SystemClock
 from core.domain import DeviceRef, Family, Reading
 from core.topics import command_topic, gateway_status_topic
+from runtime.simulate_cli import simulate
 from simulators.gateway import GatewayLink
-from simulators.mqtt_transport import MqttTransport
+from simulators.load import LoadSpec, run_load
+from simulators.mqtt_transport import BrokerRefused, MqttTransport
 from simulators.runner import RunnerOptions, SiteRunner, mqtt_connect
+from simulators.scenario import bind, load_scenario, scenario_path
 from simulators.site import demo_estate
-from tests.harness import MosquittoServer
+from simulators.timebase import accelerated_start
+from tests.harness import MosquittoServer, ServiceUnavailable
+from tests.harness.policy import service_unavailable
 
 FMON = str(Path(sys.executable).parent / "fmon")
 
@@ -47,10 +57,12 @@ class Message:
 class Subscriber:
     """A plain MQTT client standing in for fmon: collects what arrives on `topic_filter`."""
 
-    def __init__(self, broker: MosquittoServer, topic_filter: str) -> None:
+    def __init__(self, broker: MosquittoServer, topic_filter: str, login: tuple[str, str] | None = None) -> None:
         self.messages: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._ready = queue.SimpleQueue[bool]()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.on_message = lambda _c, _u, m: self.messages.put(Message(m.topic, bytes(m.payload), m.retain))
         self.client.on_subscribe = lambda *_args: self._ready.put(True)
         self.client.connect(broker.host, broker.port)
@@ -264,3 +276,96 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+def test_the_gateway_offline_scenario_leaves_offline_through_the_will_then_online_and_replays(
+    mosquitto: MosquittoServer, unique_id: str, subscribers: Callable[[str], Subscriber]
+) -> None:
+    """gateway-offline-b2 through the SiteRunner at 120x: gw-b2 drops at 5 min (2.5 s) for 10 min (5 s)."""
+    site = demo_estate(unique_id, seed=1).only(["el-b2-1", "gd-b2-canteen", "env-b1-f1-lobby"])
+    bound = bind(load_scenario(scenario_path("gateway-offline-b2")), site)
+    status_topic = gateway_status_topic(unique_id, "gw-b2")
+    status = subscribers(status_topic)
+    lift = subscribers(f"fmon/v1/{unique_id}/elevator/el-b2-1/telemetry")
+    horizon = timedelta(minutes=16)
+    options = RunnerOptions(speed=120, start=accelerated_start(datetime.now(UTC), horizon, 120), duration=horizon)
+    runner = SiteRunner(site, mqtt_connect(BrokerAddress.parse(mosquitto.url), unique_id), SystemClock(),
+                        steps=bound.steps, options=options)
+    try:
+        assert runner.start()
+        status.wait_for(lambda m: m.payload == b"online")
+        status.wait_for(lambda m: m.payload == b"offline")  # the Will: the link dropped without DISCONNECT
+        retained(subscribers, status_topic, b"offline")  # what a fmon that (re)subscribes now reads
+        assert runner.links["gw-b2"].stats.replayed == 0 and runner.links["gw-b1"].transport.connected
+        status.wait_for(lambda m: m.payload == b"online", timeout=20)
+        retained(subscribers, status_topic, b"online")
+        replayed = lift.wait_for(lambda m: m.json().get("historical") is True, timeout=10)
+        assert replayed.json()["seq"] > 1
+    finally:
+        runner.stop()
+    assert runner.links["gw-b2"].stats.replayed >= 15  # ~20 lift readings (every 30 s) and the gas detector's
+
+
+# --- a broker with a password file and an ACL ----------------------------------------------------
+
+GATEWAY = ("gw-sim", "s3cret:/@pw")  # characters a URL must percent-encode
+READER = ("fmon-reader", "reader-pw")
+ACL = f"""\
+user {GATEWAY[0]}
+topic readwrite fmon/v1/#
+user {READER[0]}
+topic read fmon/v1/#
+"""
+REFUSED = re.compile(r"broker refused the connection: (not authorised|bad user name or password)")
+
+
+@pytest.fixture(scope="module")
+def secured() -> Iterator[MosquittoServer]:
+    """A Mosquitto that lets in only the gateway and the reader, each to its topics."""
+    server = MosquittoServer(users=dict([GATEWAY, READER]), acl=ACL)
+    try:
+        server.start()
+    except ServiceUnavailable as exc:
+        service_unavailable(exc)
+    yield server
+    server.stop()
+
+
+def broker_url(broker: MosquittoServer, user: str, password: str) -> str:
+    return f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@{broker.host}:{broker.port}"
+
+
+def test_the_simulator_logs_in_with_the_credentials_of_its_url_and_its_data_arrives(
+        secured: MosquittoServer, unique_id: str) -> None:
+    telemetry = Subscriber(secured, f"fmon/v1/{unique_id}/+/+/telemetry", login=READER)
+    site = demo_estate(unique_id, interval_s=0.5).only(["env-b1-f2-meeting"])
+    runner = SiteRunner(site, mqtt_connect(BrokerAddress.parse(broker_url(secured, *GATEWAY)), unique_id),
+                        SystemClock())
+    try:
+        assert runner.start()
+        first, second = telemetry.next(), telemetry.next()
+    finally:
+        runner.stop()
+        telemetry.close()
+    assert "/env/env-b1-f2-meeting/telemetry" in first.topic
+    assert second.json()["seq"] == first.json()["seq"] + 1
+
+
+@pytest.mark.parametrize("login", [(GATEWAY[0], "wrong"), ("nobody", "x")], ids=["bad password", "unknown user"])
+def test_a_refused_login_is_reported_as_such_by_the_load_generator(secured: MosquittoServer,
+                                                                   login: tuple[str, str]) -> None:
+    address = BrokerAddress.parse(broker_url(secured, *login))
+    with pytest.raises(BrokerRefused, match=REFUSED):
+        run_load(address, LoadSpec(devices=1, rate=10, duration_s=0.5))
+    run = CliRunner().invoke(simulate, ["load", "--broker", broker_url(secured, *login),
+                                        "--rate", "10", "--duration", "0.5"])
+    assert run.exit_code == 1 and REFUSED.search(run.stderr), run.output
+    assert "not acknowledged" not in run.output
+
+
+def test_fmon_simulate_run_exits_1_when_the_broker_refuses_the_login(secured: MosquittoServer, unique_id: str) -> None:
+    run = CliRunner().invoke(simulate, ["run", "--broker", broker_url(secured, GATEWAY[0], "wrong"),
+                                        "--site", unique_id, "--duration", "1m"])
+    assert run.exit_code == 1
+    assert REFUSED.search(run.stderr), run.output
+    assert "buffering" not in run.output

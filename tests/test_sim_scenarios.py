@@ -1,14 +1,17 @@
-"""Scenario files: shipped ones play their stated signature; bad ones are refused with
-file, line and field. All offline (no broker), at full speed."""
+"""Scenario files: shipped ones (package data of `simulators`) play their stated signature; bad
+ones are refused with file, line and field. All offline (no broker), at full speed."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import simulators
+import simulators.scenario
 from core.schema import is_known_event, metric_spec
 from runtime.simulate_cli import simulate
 from simulators.engine import SimEngine
@@ -51,6 +54,9 @@ def test_scenarios_ship_for_every_emergency_in_the_seeds() -> None:
     assert {"sensor_fault", "tamper"} <= covered
     names = [load_scenario(path).scenario.name for path in SHIPPED]
     assert names == [path.stem for path in SHIPPED]
+    weather = {load_scenario(path).scenario.name for path in SHIPPED
+               if load_scenario(path).scenario.emergency == "extreme_weather"}
+    assert weather >= {"rainstorm-flooding", "heat-wave", "cold-wave"}  # 台风暴雨, 高温酷暑, 寒潮冰雪 (seed 000)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -208,3 +214,32 @@ def test_fmon_simulate_check_reports_each_file(tmp_path: Path) -> None:
     assert f"ok     {good}: 2 steps, 5 expectations" in run.stdout
     assert f"{bad}:7: steps[0].do: gd-b2-canteen (gas) has no action 'explode'" in run.stderr
     assert CliRunner().invoke(simulate, ["check", str(good)]).exit_code == 0
+
+
+def test_the_scenarios_ship_inside_the_simulators_package() -> None:
+    """The wheel and the Docker image hold only the import packages: the scenarios are package data."""
+    root = Path(__file__).resolve().parents[1]
+    package = Path(simulators.__file__).resolve().parent
+    assert package / "scenarios" == SCENARIO_DIR and len(SHIPPED) >= 16
+    wheel = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]
+    assert "simulators" in wheel["targets"]["wheel"]["packages"]
+    assert "COPY simulators ./simulators" in (root / "Dockerfile").read_text(encoding="utf-8")
+    assert not list((root / "docs" / "scenarios").glob("*.yaml")), "one copy only: simulators/scenarios"
+
+
+def test_fmon_simulate_check_fails_when_it_finds_no_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(simulators.scenario, "SCENARIO_DIR", tmp_path)  # an install without its package data
+    run = CliRunner().invoke(simulate, ["check"])
+    assert run.exit_code == 1
+    assert f"no scenario files found in {tmp_path}" in run.stderr
+
+
+def test_the_cold_wave_freezes_the_riser_and_the_heat_wave_loads_the_incomer() -> None:
+    cold = bound(SCENARIO_DIR / "cold-wave.yaml")
+    water = readings(cold, "wm-b1-main")
+    frozen = [r for r in water if timedelta(hours=4) <= offset(cold, r) < timedelta(hours=7)]
+    assert frozen and all(r.metrics["flow_m3h"] == 0 for r in frozen)
+    assert any(r.metrics["flow_m3h"] > 0 for r in water if offset(cold, r) >= timedelta(hours=7))
+    heat = bound(SCENARIO_DIR / "heat-wave.yaml")
+    power = [r.metrics["power_kw"] for r in readings(heat, "em-b1-main") if offset(heat, r) >= timedelta(hours=2)]
+    assert power and min(power) > 900
