@@ -29,7 +29,11 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 
 # Then fmon itself: the import packages listed in pyproject.toml [tool.hatch.build.targets.wheel].
-# (.gitignore keeps __pycache__ out of the wheel; there is no .dockerignore, so copy by name.)
+# Every file under these folders goes into the wheel, so the data the code reads at run time
+# (rule and playbook libraries, migrations, console files, the demo's estate in runtime/demo_data)
+# is installed with it; tests/test_packaging.py checks this on a built wheel. Copied by name, so
+# that nothing else of the build context (docs, tests, bench) reaches the image; .gitignore keeps
+# __pycache__ out of the wheel.
 COPY .gitignore ./
 COPY core ./core
 COPY storage ./storage

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
 Message = dict[str, Any] | None  # None tells a subscriber that the server is shutting down
+# Tells each subscriber to check again that its client may still listen (token unexpired, user
+# active); recognised by identity and never sent to a browser.
+REVALIDATE: Final[dict[str, Any]] = {"type": "revalidate"}
 
 
 class EventHub:
@@ -39,6 +42,13 @@ class EventHub:
     def publish_threadsafe(self, message: dict[str, Any]) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.publish, message)
+
+    def revalidate(self) -> None:
+        """Have every subscriber re-check its client's access; call on the event loop."""
+        self.publish(REVALIDATE)
+
+    def revalidate_threadsafe(self) -> None:
+        self.publish_threadsafe(REVALIDATE)
 
     def close(self) -> None:
         """Tell every subscriber to end (server shutdown)."""

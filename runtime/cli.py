@@ -15,8 +15,14 @@ from prometheus_client import start_http_server
 
 from core.clock import SystemClock
 from core.domain import Role
-from core.errors import FmonError
-from runtime.cli_support import CONFIG_OPTION, settings_from, state_database
+from core.errors import Conflict, FmonError
+from runtime.cli_support import (
+    CONFIG_OPTION,
+    describe_connections,
+    open_state_database,
+    settings_from,
+    state_database,
+)
 from runtime.contract_cli import contract
 from runtime.inventory_cli import inventory
 from runtime.maintenance_cli import maintenance
@@ -24,6 +30,7 @@ from runtime.playbooks_cli import playbooks
 from runtime.rules_cli import rules
 from runtime.simulate_cli import simulate, wait_for_signal
 
+log = logging.getLogger("fmon")
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
@@ -71,18 +78,16 @@ def demo(port: int, host: str, password: str | None, data_dir: Path, broker: str
 def ingest(config_file: Path | None) -> None:
     """Run an ingest worker: MQTT → rules → alarms, and telemetry to the store."""
     from runtime.ingest_process import build_ingest
-    from storage.state.database import StateDatabase
 
     settings = settings_from(config_file)
-    db = StateDatabase(settings.state_database_url)
-    db.upgrade()
-    process = build_ingest(settings, db, SystemClock())
-    if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, registry=process.metrics)
-    process.start()
-    wait_for_signal()
-    process.stop()
-    db.dispose()
+    log.info("fmon ingest: %s", describe_connections(settings))
+    with open_state_database(settings) as db:  # unreachable: one line and exit code 1, no traceback
+        process = build_ingest(settings, db, SystemClock())
+        if settings.metrics_port is not None:
+            start_http_server(settings.metrics_port, registry=process.metrics)
+        process.start()
+        wait_for_signal()
+        process.stop()
 
 
 @main.command()
@@ -90,19 +95,18 @@ def ingest(config_file: Path | None) -> None:
 def api(config_file: Path | None) -> None:
     """Serve the HTTP API, the WebSocket stream and the web console."""
     from runtime.api_process import build_services, serve_api
-    from storage.state.database import StateDatabase
 
     settings = settings_from(config_file)
-    db = StateDatabase(settings.state_database_url)
-    db.upgrade()
+    log.info("fmon api: %s", describe_connections(settings, telemetry=False))  # the API reads no telemetry
+    with open_state_database(settings) as db:  # unreachable: one line and exit code 1, no traceback
 
-    async def serve() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve_api(settings, build_services(settings, db, SystemClock()), stop)
+        async def serve() -> None:
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await serve_api(settings, build_services(settings, db, SystemClock()), stop)
 
-    _run(serve())
+        _run(serve())
 
 
 @main.group()
@@ -126,25 +130,40 @@ def users() -> None:
 @users.command("add")
 @click.argument("username")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value, show_default=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Prompted for when omitted; use --password-stdin in scripts.")
+@click.option("--password", help="The password (shell history and `ps` show it: in scripts use --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 @click.option("--replace", is_flag=True, help="Reset the password and role of an existing user.")
 @CONFIG_OPTION
-def users_add(username: str, role: str, password: str, replace: bool, config_file: Path | None) -> None:
-    """Add a user (passwords are stored as argon2 hashes)."""
+def users_add(username: str, role: str, password: str | None, password_stdin: bool, replace: bool,
+              config_file: Path | None) -> None:
+    """Add a user (passwords are stored as argon2 hashes). Without --password or --password-stdin,
+    the password is prompted for, twice."""
     from api.security import hash_password
-    from storage.state.users import UserStore
+    from storage.state.users import USERNAME, UserStore
 
+    if USERNAME.fullmatch(username) is None:
+        raise click.BadParameter("1-64 characters of A-Z a-z 0-9 _ . @ -", param_hint="USERNAME")
     try:
-        hashed = hash_password(password)
+        hashed = hash_password(_new_password(password, password_stdin))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--password") from None
-    with state_database(config_file) as database:  # a Conflict (user exists) becomes a click error
+    with state_database(config_file) as database:
         try:
             UserStore(database).add(username, hashed, Role(role), SystemClock().now(), replace=replace)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+        except Conflict as exc:
+            raise click.ClickException(f"{exc}; add --replace to reset its password and role") from None
     click.echo(f"user {username} ({role}) saved")
+
+
+def _new_password(given: str | None, from_stdin: bool) -> str:
+    if given is not None and from_stdin:
+        raise click.UsageError("give --password or --password-stdin, not both")
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if given is not None:
+        return given
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 def _run(coro: Any) -> None:

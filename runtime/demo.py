@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import signal
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,14 +15,13 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from api.security import hash_password
 from core.broker import BrokerAddress
 from core.clock import SystemClock
-from core.domain import Role
 from core.settings import Settings
 from ingest.inventory import load_inventory
 from maintenance import ledger, roster
 from runtime.api_process import build_services, serve_api
+from runtime.demo_users import SeedReport, describe, seed_demo_users
 from runtime.embedded_broker import start_embedded_broker
 from runtime.health_jobs import open_health_jobs, run_periodically
 from runtime.ingest_process import build_ingest
@@ -32,10 +30,8 @@ from simulators.site import demo_estate
 from storage.state.database import StateDatabase
 from storage.state.equipment_models import Equipment
 from storage.state.registry import RegistryStore
-from storage.state.users import UserStore
 
 log = logging.getLogger(__name__)
-DEMO_USERS = (("admin", Role.ADMIN), ("operator", Role.OPERATOR), ("engineer", Role.ENGINEER))
 
 
 @dataclass(frozen=True)
@@ -46,16 +42,26 @@ class DemoOptions:
     sim_interval: float = 5.0
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
-DEMO_INVENTORY = EXAMPLES / "inventory.yaml"
+# Package data (shipped in the wheel and the image). docs/examples keeps identical copies for
+# readers, checked equal by tests/test_packaging.py.
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data"
+DEMO_INVENTORY = DEMO_DATA / "inventory.yaml"
+DEMO_LEDGER = DEMO_DATA / "equipment.csv"
+DEMO_ROSTER = DEMO_DATA / "technicians.csv"
 HEALTH_JOBS_EVERY_S = 3600.0
+
+
+def seed_demo_data(db: StateDatabase, now: datetime) -> None:
+    """The demo estate's registry, equipment ledger and roster, on a database that has none."""
+    seed_inventory(db, now)
+    seed_equipment(db, now)
 
 
 def seed_inventory(db: StateDatabase, now: datetime) -> None:
     """Register the simulated estate (buildings, zones, meter kinds) on a fresh demo database,
     so that location- and kind-specific rules apply; an existing registry is left alone."""
     store = RegistryStore(db)
-    if store.sites() or not DEMO_INVENTORY.is_file():
+    if store.sites():
         return
     report = store.apply(load_inventory(DEMO_INVENTORY), now, actor="demo")
     log.info("demo inventory imported: %s", report.counts())
@@ -66,17 +72,10 @@ def seed_equipment(db: StateDatabase, now: datetime) -> None:
     with db.session() as session:
         if session.scalar(select(func.count()).select_from(Equipment)):
             return
-    ledger.import_csv(db, (EXAMPLES / "equipment.csv").read_text(encoding="utf-8"), "equipment.csv", now,
-                      actor="demo")
+    ledger.import_csv(db, DEMO_LEDGER.read_text(encoding="utf-8"), DEMO_LEDGER.name, now, actor="demo")
     with db.session() as session:
-        text = (EXAMPLES / "technicians.csv").read_text(encoding="utf-8")
-        roster.apply(session, roster.parse_csv(text, "technicians.csv"), "technicians.csv", now, actor="demo")
-
-
-def seed_users(users: UserStore, password: str, now: object) -> None:
-    hashed = hash_password(password)
-    for name, role in DEMO_USERS:
-        users.add(name, hashed, role, now, actor="demo", replace=True)  # type: ignore[arg-type]
+        text = DEMO_ROSTER.read_text(encoding="utf-8")
+        roster.apply(session, roster.parse_csv(text, DEMO_ROSTER.name), DEMO_ROSTER.name, now, actor="demo")
 
 
 async def run_demo(options: DemoOptions) -> None:
@@ -90,11 +89,9 @@ async def run_demo(options: DemoOptions) -> None:
         broker = await start_embedded_broker("127.0.0.1", options.embedded_broker_port)
     db = StateDatabase(settings.state_database_url)
     await asyncio.to_thread(db.upgrade)
-    password = options.password or secrets.token_urlsafe(12)
     services = build_services(settings, db, clock)
-    await asyncio.to_thread(seed_users, services.users, password, clock.now())
-    await asyncio.to_thread(seed_inventory, db, clock.now())
-    await asyncio.to_thread(seed_equipment, db, clock.now())
+    accounts = await asyncio.to_thread(seed_demo_users, db, options.password, clock.now())
+    await asyncio.to_thread(seed_demo_data, db, clock.now())
     ingest = build_ingest(settings, db, clock, services.metrics)  # one /metrics for the whole demo
     ingest.start()
     site = demo_estate(interval_s=options.sim_interval)  # all six device families
@@ -104,7 +101,7 @@ async def run_demo(options: DemoOptions) -> None:
     health_task = asyncio.create_task(run_periodically(health, clock, stop, HEALTH_JOBS_EVERY_S))
     started = asyncio.Event()
     api = asyncio.create_task(serve_api(settings, services, stop, started))
-    await _announce(started, api, settings, password, options.password is None)
+    await _announce(started, api, settings, accounts)
     try:
         await api
     finally:
@@ -118,7 +115,7 @@ async def run_demo(options: DemoOptions) -> None:
 
 
 async def _announce(started: asyncio.Event, api: asyncio.Task[None], settings: Settings,
-                    password: str, generated: bool) -> None:
+                    accounts: SeedReport) -> None:
     waiter = asyncio.create_task(started.wait())
     await asyncio.wait({waiter, api}, return_when=asyncio.FIRST_COMPLETED)
     if api.done():
@@ -127,9 +124,9 @@ async def _announce(started: asyncio.Event, api: asyncio.Task[None], settings: S
         return
     url = f"http://{settings.api_host}:{settings.api_port}/"
     print(f"fmon demo running: console {url}  (data in {settings.data_dir})", flush=True)
-    users = ", ".join(name for name, _ in DEMO_USERS)
-    shown = password if generated else "(as given with --password)"
-    print(f"users {users}; password {shown}. Ctrl-C to stop.", flush=True)
+    for line in describe(accounts):
+        print(line, flush=True)
+    print("Ctrl-C to stop.", flush=True)
 
 
 def _shutdown(sim: SiteRunner, ingest: object, db: StateDatabase) -> None:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import update
 
 from alarms.actions import Action, AlarmActions
 from alarms.events import AlarmEvent
@@ -35,6 +36,7 @@ from rules.engine import RuleEngine
 from rules.loader import rule_by_id
 from storage.state.database import StateDatabase
 from storage.state.equipment_models import EquipmentRisk
+from storage.state.models import User
 from storage.state.registry import RegistryStore
 from tests.harness.api import services_with_users
 from tests.harness.browser import CHROMIUM_ARGS
@@ -439,3 +441,30 @@ def test_an_engineer_works_a_work_order_and_sees_health_and_schedule(page: Page,
     page.get_by_role("link", name="未来 14 天计划").click()
     expect(page.locator(".schedule-day")).to_have_count(14)
     page.screenshot(path=str(SCREENSHOTS / "fmon-console-schedule.png"), full_page=True)
+
+
+# ------------------------------------------------------------------------------ session
+
+
+def test_the_console_renews_its_token_before_it_expires(page: Page, api: LiveApi) -> None:
+    page.clock.install()  # the page's timers run when the test moves its clock
+    sign_in(page, api, "operator")
+    with page.expect_response("**/api/v1/auth/refresh") as renewal:
+        page.clock.run_for("49:00")  # 80 % of the 60-minute token
+    assert renewal.value.status == 200
+    renewed = renewal.value.json()["access_token"]
+    page.wait_for_function("token => sessionStorage.getItem('fmon.token') === token", arg=renewed)
+    expect(page.locator("#login-view")).to_be_hidden()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    mine = httpx.get(f"{api.base_url}/api/v1/auth/me", headers={"Authorization": f"Bearer {renewed}"})
+    assert mine.json() == {"username": "operator", "role": "operator"}
+
+
+def test_a_disabled_operator_is_signed_out_by_the_stream(page: Page, api: LiveApi) -> None:
+    sign_in(page, api, "operator")
+    with api.db.session() as session:
+        session.execute(update(User).where(User.username == "operator").values(disabled=True))
+    api.services.hub.revalidate_threadsafe()  # what the API process does every 15 s
+    expect(page.locator("#login-view")).to_be_visible()
+    expect(page.locator("#login-error")).to_have_text("登录已失效，请重新登录。")
+    assert page.evaluate("sessionStorage.getItem('fmon.token')") is None

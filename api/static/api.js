@@ -57,6 +57,72 @@ export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
 }
 
+// ---------------------------------------------------------------------------- renewal
+
+// Tokens are short-lived (15 min by default). The session trades its token for a new one
+// (POST /auth/refresh) when this share of its lifetime has passed, so that an operator signs in
+// once per shift instead of every 15 minutes; the server ends renewals a day after sign-in.
+const RENEW_AT_SHARE = 0.8;
+const RENEW_RETRY_MS = 30_000;
+// Between two renewals at least this long, whatever the clocks say (no request storm).
+const RENEW_MIN_GAP_MS = 10_000;
+let renewTimer = 0;
+
+/** The token's claims (its middle part is base64url JSON), or {} when unreadable. */
+function tokenClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part + "=".repeat((4 - (part.length % 4)) % 4)));
+  } catch {
+    return {};
+  }
+}
+
+/** Keep renewing the session's token until stopRenewal(). */
+export function startRenewal(minDelayMs = 0) {
+  stopRenewal();
+  const { iat, exp } = tokenClaims(getToken() ?? "");
+  if (!Number.isFinite(exp) || !Number.isFinite(iat)) return;
+  const dueMs = (iat + (exp - iat) * RENEW_AT_SHARE) * 1000;
+  renewTimer = setTimeout(renewToken, Math.max(minDelayMs, dueMs - serverNow()));
+}
+
+export function stopRenewal() {
+  clearTimeout(renewTimer);
+  renewTimer = 0;
+}
+
+async function renewToken() {
+  const token = getToken();
+  if (!token) return;
+  let response;
+  const sentAt = Date.now();
+  try {
+    response = await fetch(`${API}/auth/refresh`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+  } catch {
+    // The network is down for now: try again while the token lasts (an expired one gets a 401).
+    renewTimer = setTimeout(renewToken, RENEW_RETRY_MS);
+    return;
+  }
+  noteServerTime(response, sentAt); // the next renewal is timed by the server's clock
+  if (token !== getToken()) return; // signed out, or in again, meanwhile
+  if (response.status === 401) {
+    onUnauthorized();
+    return;
+  }
+  if (!response.ok) {
+    renewTimer = setTimeout(renewToken, RENEW_RETRY_MS);
+    return;
+  }
+  const grant = await response.json();
+  saveSession(grant.access_token, { ...getUser(), role: grant.role });
+  startRenewal(RENEW_MIN_GAP_MS);
+}
+
 // ---------------------------------------------------------------------------- clock
 
 let skewMs = 0;

@@ -13,7 +13,9 @@ import {
   annunciatedCount, closeAlarmDetail, initAlarms, onAlarmMessage, openAlarmDetail, refreshAlarms, renderAlarms,
   resetAlarms,
 } from "./alarms.js";
-import { AuthError, HttpError, clearSession, getToken, getUser, saveSession, setUnauthorizedHandler } from "./api.js";
+import {
+  AuthError, HttpError, clearSession, getToken, getUser, saveSession, setUnauthorizedHandler, startRenewal, stopRenewal,
+} from "./api.js";
 import { byId, clearToasts, formatCount, renderMessages, retranslateToasts, setMessage } from "./dom.js";
 import {
   hideEquipment, initEquipment, refreshEquipment, renderEquipment, resetEquipment, showEquipment,
@@ -26,6 +28,9 @@ import {
 
 const API = "/api/v1";
 const CLOSE_BAD_TOKEN = 4401;
+// The server ended a connection whose token expired or whose user was disabled: reconnecting
+// with the renewed token carries on; without one, the server refuses it with 4401.
+const CLOSE_POLICY_VIOLATION = 1008;
 const RECONNECT_MIN_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
 // A connection that lived this long counts as healthy and resets the backoff; one that the
@@ -88,6 +93,7 @@ const live = {
 
 function startSession() {
   showConsole();
+  startRenewal();
   // Fetch at once instead of waiting for the stream: the table should fill even when a
   // proxy blocks WebSockets. The stream's "open" fetches again to close the gap between the two.
   refreshAlarms();
@@ -97,6 +103,7 @@ function startSession() {
 
 /** Back to the login form, e.g. on sign-out or when the API rejects the token. */
 function endSession(messageKey = null) {
+  stopRenewal();
   clearSession();
   stopStream();
   resetAlarms();
@@ -274,9 +281,12 @@ function onStreamClose(socket, event) {
     endSession("login.expired");
     return;
   }
-  if (live.socketOpenedAt && Date.now() - live.socketOpenedAt >= STABLE_CONNECTION_MS) {
-    live.reconnectDelay = RECONNECT_MIN_MS;
+  const stable = live.socketOpenedAt && Date.now() - live.socketOpenedAt >= STABLE_CONNECTION_MS;
+  if (event.code === CLOSE_POLICY_VIOLATION && stable) {
+    connectStream(); // at once: the "open" handler re-reads what was missed
+    return;
   }
+  if (stable) live.reconnectDelay = RECONNECT_MIN_MS;
   setConnection("disconnected");
   scheduleReconnect();
   // A handshake refused with a plain HTTP error carries no close code, so ask the list
