@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +28,7 @@ import orjson
 from core.domain import DeviceRef, Family, MetricValue, Reading, device_ref, validate_id
 from core.errors import StorageError, StoreUnavailable
 from core.schema import event_attr_spec
-from storage.telemetry import Point, StoredEvent, from_epoch_ms, stored_value
+from storage.telemetry import Bucket, Point, StoredEvent, from_epoch_ms, stored_value
 
 BATCH_LINES = 5000
 SCAN_CHUNK = 10_000  # points per chunk of a streamed (chunked=true) scan query
@@ -37,6 +37,9 @@ _FAMILIES = {family.value: family for family in Family}
 EVENTS = "events"  # the measurement of events
 _NOT_ATTRS = frozenset({"time", "site", "family", "device", "code", "index", "seq", "historical"})
 
+
+NOT_ABOUT_THE_DATA = {401: "bad or missing token", 403: "token lacks write permission",
+                      404: "database or bucket not found", 429: "throttled"}
 
 class InfluxV1Store:
     """Writes and queries one InfluxDB database given as `http://host:port/db`."""
@@ -65,6 +68,21 @@ class InfluxV1Store:
         series = self.influxql(q)
         rows: list[list[Any]] = series[0]["values"] if series else []
         return [Point(_parse_time(ts), _number(v)) for ts, v in rows if v is not None]
+
+    def history(self, device: DeviceRef, metric: str, start: datetime, end: datetime,
+                step: timedelta) -> list[Bucket]:
+        field = f'"{_ident(metric)}"'
+        seconds = max(1, int(step.total_seconds()))
+        q = (
+            f"SELECT mean({field}), min({field}), max({field}), count({field}) FROM \"{device.family.value}\" "
+            f"WHERE \"site\"='{device.site}' AND \"device\"='{device.device_id}' "
+            f"AND time >= '{_iso(start)}' AND time < '{_iso(end)}' GROUP BY time({seconds}s) fill(none)"
+        )
+        series = self.influxql(q)
+        rows: list[list[Any]] = series[0]["values"] if series else []
+        return [Bucket(_parse_time(ts), float(mean), float(low), float(high), int(count))
+                for ts, mean, low, high, count in rows
+                if isinstance(mean, int | float) and not isinstance(mean, bool)]
 
     def events(self, device: DeviceRef, start: datetime, end: datetime) -> list[StoredEvent]:
         q = (
@@ -143,14 +161,16 @@ class InfluxV1Store:
             response = self._http.request(method, path, **kwargs)  # type: ignore[arg-type]
         except httpx.HTTPError as exc:
             raise StoreUnavailable(f"InfluxDB at {self._http.base_url} unreachable: {exc}") from exc
-        if response.status_code >= 500:
-            raise StoreUnavailable(f"InfluxDB {path} answered {response.status_code}: {response.text[:200]}")
-        if response.status_code >= 400:
-            raise StorageError(f"InfluxDB {path} refused ({response.status_code}): {response.text[:300]}")
+        InfluxV1Store._check_status(response, path)
         return response
 
     @staticmethod
     def _check_status(response: httpx.Response, path: str) -> None:
+        # A missing database, a bad token or throttling says nothing about the data: the readings
+        # wait in the spool until the store is fixed, instead of being bisected into dead letters.
+        if response.status_code in NOT_ABOUT_THE_DATA:
+            raise StoreUnavailable(f"InfluxDB {path} answered {response.status_code} "
+                                   f"({NOT_ABOUT_THE_DATA[response.status_code]}): {response.text[:200]}")
         if response.status_code >= 500:
             raise StoreUnavailable(f"InfluxDB {path} answered {response.status_code}: {response.text[:200]}")
         if response.status_code >= 400:

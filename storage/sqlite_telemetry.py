@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import orjson
 
 from core.domain import DeviceRef, Reading, device_ref, validate_id
 from core.errors import StorageError
-from storage.telemetry import Point, StoredEvent, from_epoch_ms, stored_value
+from storage.telemetry import Bucket, Point, StoredEvent, from_epoch_ms, stored_value
 
 SCAN_FETCH = 5000  # rows fetched per lock hold while scanning
 _ScanRow = tuple[int, str, str, str, str, float | None, str | None, int]  # as selected by `scan`
@@ -82,6 +82,20 @@ class SqliteTelemetryStore:
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [Point(datetime.fromtimestamp(ms / 1000, UTC), num if txt is None else txt) for ms, num, txt in rows]
+
+    def history(self, device: DeviceRef, metric: str, start: datetime, end: datetime,
+                step: timedelta) -> list[Bucket]:
+        width = max(1, int(step.total_seconds() * 1000))
+        sql = (
+            "SELECT (ts_ms / ?) * ? AS bucket, AVG(num), MIN(num), MAX(num), COUNT(num) FROM readings "
+            "WHERE site=? AND family=? AND device_id=? AND metric=? AND ts_ms>=? AND ts_ms<? AND num IS NOT NULL "
+            "GROUP BY bucket ORDER BY bucket"
+        )
+        args = (width, width, device.site, device.family.value, device.device_id, metric, _ms(start), _ms(end))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [Bucket(datetime.fromtimestamp(ms / 1000, UTC), mean, low, high, count)
+                for ms, mean, low, high, count in rows]
 
     def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:
         """Readings in [start, end), oldest first (see `TelemetryStore.scan`).

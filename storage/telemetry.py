@@ -40,6 +40,23 @@ class StoredEvent:
     historical: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One time bucket of a downsampled numeric metric: [start, start + step)."""
+
+    start: datetime
+    mean: float
+    low: float
+    high: float
+    count: int
+
+
+def history_step(start: datetime, end: datetime, points: int) -> timedelta:
+    """The bucket width that gives about `points` buckets over [start, end): whole seconds, at least one."""
+    seconds = max(1, -(-int((end - start).total_seconds()) // max(1, points)))
+    return timedelta(seconds=seconds)
+
+
 class TelemetryStore(Protocol):
     """Where readings are kept. Implementations: `InfluxV1Store`, `SqliteTelemetryStore`."""
 
@@ -54,6 +71,13 @@ class TelemetryStore(Protocol):
 
     def query(self, device: DeviceRef, metric: str, start: datetime, end: datetime) -> list[Point]:
         """Values of one metric of one device in [start, end), oldest first."""
+        ...
+
+    def history(self, device: DeviceRef, metric: str, start: datetime, end: datetime,
+                step: timedelta) -> list[Bucket]:
+        """A numeric metric of one device in [start, end) downsampled in the store to buckets of
+        `step` (aligned to the epoch): mean, min, max and count of each non-empty bucket, oldest
+        first. Text values are left out."""
         ...
 
     def scan(self, start: datetime, end: datetime, *, site: str | None = None) -> Iterator[Reading]:

@@ -13,7 +13,7 @@ from core.domain import DeviceRef, Event, Family, Reading
 from core.errors import StoreUnavailable
 from storage.influx import InfluxV1Store
 from storage.sqlite_telemetry import SqliteTelemetryStore
-from storage.telemetry import TelemetryStore
+from storage.telemetry import TelemetryStore, history_step
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 PUMP = DeviceRef("s1", Family.PUMP, "pump-1")
@@ -45,6 +45,34 @@ def test_batch_round_trip(store: TelemetryStore) -> None:
     assert points[0].value == 2.0
     assert points[-1].value == pytest.approx(2.0 + 11_999 / 10)
     assert store.query(PUMP, "running", T0, T0 + timedelta(seconds=2))[0].value in (True, 1.0)
+
+
+def test_history_is_downsampled_in_the_store(store: TelemetryStore) -> None:
+    readings = series(3_600)  # one hour at 1 s: vibration 2.0, 2.1, … 361.9
+    store.write(readings)
+    other = DeviceRef("s1", Family.PUMP, "pump-2")
+    store.write([Reading(other, T0, {"vibration_mm_s": 99.0})])
+    buckets = store.history(PUMP, "vibration_mm_s", T0 + timedelta(minutes=5), T0 + timedelta(minutes=35),
+                            timedelta(minutes=10))
+    # Buckets are aligned to the epoch: the window's first and last buckets are partial.
+    assert [b.start for b in buckets] == [T0 + timedelta(minutes=m) for m in (0, 10, 20, 30)]
+    for bucket, (first, last) in zip(buckets, [(300, 600), (600, 1200), (1200, 1800), (1800, 2100)], strict=True):
+        values = [2.0 + i / 10 for i in range(first, last)]
+        assert bucket.count == len(values)
+        assert (bucket.low, bucket.high) == (pytest.approx(min(values)), pytest.approx(max(values)))
+        assert bucket.mean == pytest.approx(sum(values) / len(values))
+
+
+def test_history_leaves_out_empty_buckets_and_aligns_them_to_the_epoch(store: TelemetryStore) -> None:
+    store.write([Reading(PUMP, T0 + timedelta(seconds=s), {"vibration_mm_s": float(s)}) for s in (7, 8, 125)])
+    buckets = store.history(PUMP, "vibration_mm_s", T0, T0 + timedelta(minutes=5), timedelta(minutes=1))
+    assert [(b.start, b.count, b.mean) for b in buckets] == [
+        (T0, 2, pytest.approx(7.5)), (T0 + timedelta(minutes=2), 1, pytest.approx(125.0))]
+
+
+def test_history_step_gives_about_the_points_asked_for() -> None:
+    assert history_step(T0, T0 + timedelta(days=30), 500) == timedelta(seconds=5184)
+    assert history_step(T0, T0 + timedelta(seconds=10), 500) == timedelta(seconds=1)
 
 
 def test_rewriting_the_same_points_is_idempotent(store: TelemetryStore) -> None:
@@ -110,3 +138,13 @@ def test_influx_events_measurement_tags_and_fields(influx_db: str) -> None:
     assert series[0]["tags"] == {"site": "s1", "family": "fire_panel", "device": "fp-1"}
     assert [row[1:] for row in series[0]["values"]] == [[1, 23, "B1-F3", 0, True], [1, 24, "B1-F3", 1, True]]
     store.close()
+
+
+def test_a_missing_influx_database_is_an_outage_not_bad_data(influxdb: Any, unique_id: str) -> None:
+    """Readings must wait in the spool until the database exists, not be bisected into dead letters."""
+    store = InfluxV1Store(f"{influxdb.base_url}/{unique_id}-missing")
+    try:
+        with pytest.raises(StoreUnavailable, match="404 \\(database or bucket not found\\)"):
+            store.write(series(3))
+    finally:
+        store.close()
