@@ -17,6 +17,14 @@ and site, `alarms.routing.Router.response_clock`):
     t0 + kN   renotify-k    → every tier reached by then, except who was told within the last N;
                               only the latest k is sent (missed reminders are not replayed), k ≤ max
 
+The handling clock H (DESIGN.md §4: 30 min for grades 1–2, 4 h for grades 3–4) runs from t0 too,
+whether or not the alarm was acknowledged:
+
+    t0 + H    handling-overdue → the next tier above the highest one the response clock reached
+                              (by the acknowledgement, or by t0 + H), at most tier 3; once — if the
+                              alarm is still unhandled then: its condition still present, or latched
+                              and not reset
+
 Shelved, suppressed and out-of-service alarms get nothing while they are so; once released, what
 is due by then goes out. Acknowledging stops escalation and reminders (`acked` is then told to
 whoever was paged, escalated to or reminded); so does the condition clearing (`cleared` is told to whoever
@@ -67,6 +75,12 @@ def escalates(alarm: Alarm, now: datetime) -> bool:
     return alarm.state == AlarmState.UNACK.value and not held(alarm, now)
 
 
+def unhandled(alarm: Alarm, now: datetime) -> bool:
+    """Whether the handling clock runs: not back to normal (or latched and not reset), not held."""
+    open_ = alarm.state != AlarmState.NORMAL.value
+    return open_ and bool(alarm.condition_active or alarm.latching) and not held(alarm, now)
+
+
 def plan(alarm: Alarm, router: Router, now: datetime, history: Sequence[Entry] = ()) -> list[Due]:
     """Every notification about `alarm` that should exist by `now` (see the module docstring)."""
     grade = Grade(alarm.grade)
@@ -78,6 +92,8 @@ def plan(alarm: Alarm, router: Router, now: datetime, history: Sequence[Entry] =
             clock = router.response_clock(alarm.site, grade)
             due += _escalations(alarm, router, clock, now, due)
             due += _reminder(alarm, router, clock, grade, now, due)
+        if route.roster and unhandled(alarm, now):
+            due += _handling_overdue(alarm, router, router.response_clock(alarm.site, grade), grade, now)
     due += _notices(alarm, router, history)
     return [replace(d, muted=router.muted(d.receiver, grade, d.due_at)) for d in _unique(due)]
 
@@ -119,6 +135,24 @@ def _reminder(alarm: Alarm, router: Router, clock: ResponseClock, grade: Grade, 
         tiers.append(PROJECT_MANAGER_TIER)
     receivers = dict.fromkeys(r for t in tiers for r in router.on_duty(alarm.site, t, at))
     return [Due(r, reasons.renotify(count), at) for r in receivers if r not in recently]
+
+
+def _handling_overdue(alarm: Alarm, router: Router, clock: ResponseClock, grade: Grade, now: datetime) -> list[Due]:
+    """`handling-overdue` to the next tier on duty at t0 + H, once the handling time has passed."""
+    at = alarm.raised_at + clock.handling
+    if at > now:
+        return []
+    tier = _next_tier(alarm, clock, grade, at)
+    return [Due(r, reasons.HANDLING_OVERDUE, at) for r in router.on_duty(alarm.site, tier, at)]
+
+
+def _next_tier(alarm: Alarm, clock: ResponseClock, grade: Grade, at: datetime) -> int:
+    """The tier above the highest the response clock reached by the acknowledgement (or `at`)."""
+    until = min(at, alarm.acked_at) if alarm.acked_at is not None else at
+    reached = max(t for t in range(1, PROJECT_MANAGER_TIER + 1) if alarm.raised_at + (t - 1) * clock.response <= until)
+    if grade is Grade.GRADE_1:
+        reached = PROJECT_MANAGER_TIER  # paged at once
+    return min(reached + 1, PROJECT_MANAGER_TIER)
 
 
 def _notices(alarm: Alarm, router: Router, history: Sequence[Entry]) -> list[Due]:

@@ -124,7 +124,7 @@ class Inhibitor:
         self._policies = tuple(policies)
 
     def __call__(self, session: Session, alarm: Alarm, change: ConditionChange, now: datetime) -> list[Alarm]:
-        self._as_child(session, alarm, _activation(alarm, change), now)
+        self._as_child(session, alarm, activation(alarm, change), now)
         if not any(p.is_parent(alarm) for p in self._policies):
             return []
         if _is_open_and_active(alarm):
@@ -218,7 +218,7 @@ def _audit(now: datetime, alarm: Alarm, action: str, reason: str, detail: dict[s
                       reason=reason, detail=detail)
 
 
-def _activation(alarm: Alarm, change: ConditionChange) -> str | None:
+def activation(alarm: Alarm, change: ConditionChange) -> str | None:
     """Whether this change annunciates the alarm: a new alarm (raise) or a re-activation (repeat)."""
     if change.kind is not ChangeKind.RAISE:
         return None

@@ -2,13 +2,19 @@
 
 What counts: an *activation* is an alarm annunciated to the operators, either a new alarm row
 (at its `raised_at`) or a re-activation of an open one (audit `alarm.repeated`, at its time),
-unless inhibition hid it at that moment (audit `alarm.suppressed` with `activation` raise or
-repeat, see alarms.inhibit). Hidden activations are reported as `suppressed` and nowhere else.
+unless it was hidden at that moment: inhibition or maintenance (audit `alarm.suppressed` with
+`activation` raise or repeat, see alarms.inhibit and alarms.maintenance), or a shelve or out of
+service the point kept (`alarm.shelve` / `alarm.out_of_service` with `activation`, or
+`alarm.suppressed` for a repeat, see alarms.points). Hidden activations are reported as
+`suppressed` and nowhere else.
 
 Periods are fixed intervals aligned to `from` (10 minutes, 1 hour); a shorter last interval
 weighs by its length. Rates are per operator position: `positions` consoles share the load
 equally. Definitions (domain/reference.md §1.2-1.3):
-- flood: a 10-minute interval with more than 10 activations per position (ISA-18.2); % of time
+- peak 10-minute count: the most activations in any 10 minutes (a sliding window, so a burst
+  across an interval edge counts whole)
+- flood: begins with a 10-minute interval of more than 10 activations per position (ISA-18.2)
+  and lasts until an interval has fewer than 5 (that interval is no longer in flood); % of time
   in flood is the flooded intervals' share of the window
 - chattering: 3 or more activations of one (rule, source) within 60 s (third - first < 60 s)
 - stale: condition continuously present for 24 h or more at `to`
@@ -37,9 +43,11 @@ from storage.state.models import Alarm, AuditEntry
 TEN_MINUTES, HOUR, DAY = timedelta(minutes=10), timedelta(hours=1), timedelta(days=1)
 DEFAULT_SPAN, MAX_SPAN = DAY, timedelta(days=90)
 FLOOD_PER_POSITION = 10  # more than this many in 10 minutes (ISA-18.2-2016)
+FLOOD_ENDS_BELOW = 5  # a flood lasts until a 10-minute interval has fewer than this many (reference.md §1.2)
 CHATTER_COUNT, CHATTER_WINDOW = 3, timedelta(minutes=1)
 STALE_AFTER = timedelta(hours=24)
 TOP = 10
+HIDING_ACTIONS = ("alarm.suppressed", "alarm.shelve", "alarm.out_of_service")  # with `activation` in the detail
 SUPPRESSION_SLACK = timedelta(hours=1)  # a suppression is audited with its activation, after at most the delay
 MAX_POSITIONS = 100
 STALE_ITEMS = 100  # listed; counted all
@@ -121,6 +129,7 @@ def report(activations: Sequence[Activation], suppressed: int, stale: Sequence[d
     """The KPI report from activations already loaded (pure: testable with lists)."""
     per_10 = interval_counts((a.at for a in activations), window, TEN_MINUTES)
     per_hour = interval_counts((a.at for a in activations), window, HOUR)
+    peak = peak_count([a.at for a in activations], window, TEN_MINUTES)
     contributors = top_contributors(activations)
     chatter = chattering(activations)
     stale_shown = sum(1 for s in stale if not s["suppressed"])
@@ -128,9 +137,10 @@ def report(activations: Sequence[Activation], suppressed: int, stale: Sequence[d
         "window": {"from": _iso(window.start), "to": _iso(window.end), "hours": _round(window.span / HOUR),
                    "positions": window.positions, "site": window.site},
         "activations": len(activations), "suppressed": suppressed, "by_grade": by_grade(activations),
-        "per_position": {"per_10min": rate(per_10, window, TEN_MINUTES), "per_hour": rate(per_hour, window, HOUR),
+        "per_position": {"per_10min": rate(per_10, window, TEN_MINUTES, peak),
+                         "per_hour": rate(per_hour, window, HOUR),
                          "per_day": {"average": _round(len(activations) / (window.span / DAY) / window.positions)}},
-        "peak_10min_count": max(per_10, default=0),
+        "peak_10min_count": peak,
         "flood": flood(per_10, window),
         "top_contributors": contributors,
         "top10_share_percent": _round(100 * sum(c["count"] for c in contributors) / (len(activations) or 1)),
@@ -151,19 +161,43 @@ def interval_counts(times: Iterable[datetime], window: KpiWindow, width: timedel
     return counts
 
 
-def rate(counts: Sequence[int], window: KpiWindow, width: timedelta) -> dict[str, float]:
-    """Average and peak per position over intervals of `width`."""
+def peak_count(times: Sequence[datetime], window: KpiWindow, width: timedelta) -> int:
+    """The most activations inside any span of `width` within the window (sliding, not interval-aligned)."""
+    inside = sorted(at for at in times if window.start <= at < window.end)
+    return densest(inside, width)[0]
+
+
+def rate(counts: Sequence[int], window: KpiWindow, width: timedelta, peak: int | None = None) -> dict[str, float]:
+    """Average and peak per position over intervals of `width` (`peak`: a sliding count to use instead)."""
     average = sum(counts) / (window.span / width) / window.positions
-    return {"average": _round(average), "peak": _round(max(counts, default=0) / window.positions)}
+    top = max(counts, default=0) if peak is None else peak
+    return {"average": _round(average), "peak": _round(top / window.positions)}
+
+
+def flooded_intervals(per_10min: Sequence[int], positions: int) -> list[int]:
+    """Indexes of the 10-minute intervals in flood: from one above 10 per position until one below 5."""
+    flooded, in_flood = [], False
+    for i, count in enumerate(per_10min):
+        per_position = count / positions
+        if per_position > FLOOD_PER_POSITION:
+            in_flood = True
+        elif per_position < FLOOD_ENDS_BELOW:
+            in_flood = False
+        if in_flood:
+            flooded.append(i)
+    return flooded
 
 
 def flood(per_10min: Sequence[int], window: KpiWindow) -> dict[str, Any]:
-    """10-minute intervals with more than 10 activations per position, and their share of the time."""
-    flooded = [i for i, count in enumerate(per_10min) if count / window.positions > FLOOD_PER_POSITION]
+    """The intervals in flood (with the ISA-18.2 hysteresis), the floods, and their share of the time."""
+    flooded = flooded_intervals(per_10min, window.positions)
     last = len(per_10min) - 1
     seconds = sum((window.span - last * TEN_MINUTES if i == last else TEN_MINUTES).total_seconds() for i in flooded)
-    return {"threshold_per_position": FLOOD_PER_POSITION, "intervals": len(per_10min),
-            "flood_intervals": len(flooded), "percent_time": _round(100 * seconds / window.span.total_seconds())}
+    in_flood = set(flooded)
+    floods = sum(1 for i in flooded if i - 1 not in in_flood)  # the first interval of each flood
+    return {"threshold_per_position": FLOOD_PER_POSITION, "ends_below_per_position": FLOOD_ENDS_BELOW,
+            "intervals": len(per_10min), "flood_intervals": len(flooded), "floods": floods,
+            "percent_time": _round(100 * seconds / window.span.total_seconds())}
 
 
 def top_contributors(activations: Sequence[Activation], top: int = TOP) -> list[dict[str, Any]]:
@@ -266,7 +300,7 @@ def load_activations(session: Session, window: KpiWindow) -> tuple[list[Activati
 def _hidden(session: Session, window: KpiWindow) -> tuple[set[int], set[tuple[int, datetime]]]:
     """Alarms suppressed as they were raised, and (alarm, time) of re-activations suppressed as they happened."""
     rows = session.execute(select(AuditEntry.entity_id, AuditEntry.at, AuditEntry.detail).where(
-        AuditEntry.entity_type == "alarm", AuditEntry.action == "alarm.suppressed",
+        AuditEntry.entity_type == "alarm", AuditEntry.action.in_(HIDING_ACTIONS),
         AuditEntry.at >= window.start, AuditEntry.at < window.end + SUPPRESSION_SLACK)).all()
     raises = {int(entity) for entity, _at, detail in rows if detail.get("activation") == "raise"}
     repeats = {(int(entity), at) for entity, at, detail in rows if detail.get("activation") == "repeat"}

@@ -1,10 +1,15 @@
 """Maintenance mode and out of service: alarms suppressed by design (ISA-18.2).
 
-While a device, zone, building or piece of equipment is in maintenance, alarms raised there are
-recorded with `suppressed_by = "maintenance:<id>"` and not annunciated (the console, escalation
-and notifications skip suppressed alarms). Ending the maintenance (or its `until` passing) shows
-the still-active ones again and returns the cleared ones to normal. Out of service is the
-per-alarm equivalent an engineer sets on a faulty point. Every change is audited.
+While a device, zone, building or piece of equipment is in maintenance, its alarms are recorded
+with `suppressed_by = "maintenance:<id>"` and not annunciated (the console, escalation and
+notifications skip suppressed alarms): those raised meanwhile, and those already open when the
+window starts. Ending the maintenance (or its `until` passing) shows the still-active ones again
+and returns the cleared ones to normal. Out of service is the per-point equivalent an engineer
+sets on a faulty point (it stays with the point, `alarms.points`).
+
+Every change is audited: `alarm.suppressed` / `alarm.unsuppressed` / `alarm.normalised` with
+`by = "maintenance:<id>"`; `activation` (raise, repeat) on a suppression that hid an activation
+tells the KPIs it was never annunciated (as for inhibition, `alarms.inhibit`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from alarms.inhibit import activation
 from alarms.lifecycle import InvalidRequest, TransitionRefused
 from core.domain import AlarmState
 from core.errors import NotFound
@@ -29,16 +35,35 @@ TargetKind = Literal["device", "zone", "building", "equipment"]
 
 
 class MaintenanceStage:
-    """The alarm-service stage: a new alarm under an active maintenance window is suppressed."""
+    """The alarm-service stage: an alarm activated under an active maintenance window is suppressed."""
 
-    def __call__(self, session: Session, alarm: Alarm, change: ConditionChange,  # noqa: ARG002 - Stage protocol
-                 now: datetime) -> Sequence[Alarm]:
-        if alarm.suppressed_by is not None or alarm.state == AlarmState.NORMAL.value:
+    def __call__(self, session: Session, alarm: Alarm, change: ConditionChange, now: datetime) -> Sequence[Alarm]:
+        if alarm.state == AlarmState.NORMAL.value:
             return []
-        window = covering(session, alarm, now)
+        hidden = activation(alarm, change)
+        if is_maintenance(alarm):
+            if hidden is not None:  # a repeat while suppressed: recorded as never annunciated
+                _suppressed(session, alarm, alarm.suppressed_by or "", hidden, now)
+            return []
+        window = covering(session, alarm, now) if alarm.suppressed_by is None else None
         if window is not None:
-            alarm.suppressed_by = f"{TAG}{window.id}"
+            suppress(session, alarm, window, hidden, now)
         return []
+
+
+def is_maintenance(alarm: Alarm) -> bool:
+    return alarm.suppressed_by is not None and alarm.suppressed_by.startswith(TAG)
+
+
+def suppress(session: Session, alarm: Alarm, window: Maintenance, hidden: str | None, now: datetime) -> None:
+    """Suppress `alarm` by `window`; `hidden` is the activation this hides (raise, repeat) or None."""
+    alarm.suppressed_by, alarm.updated_at = f"{TAG}{window.id}", now
+    _suppressed(session, alarm, alarm.suppressed_by, hidden, now)
+
+
+def _suppressed(session: Session, alarm: Alarm, by: str, hidden: str | None, now: datetime) -> None:
+    session.add(_audit(now, "system", "alarm.suppressed", str(alarm.id), f"{by.replace(':', ' ')} is active",
+                       {"by": by, "activation": hidden}, entity="alarm"))
 
 
 def covering(session: Session, alarm: Alarm, now: datetime) -> Maintenance | None:
@@ -59,6 +84,13 @@ def covering(session: Session, alarm: Alarm, now: datetime) -> Maintenance | Non
 
 def start(session: Session, site: str, kind: TargetKind, target: str, reason: str, until: datetime,
           actor: str, now: datetime) -> Maintenance:
+    """Start a maintenance window; the open alarms it covers are suppressed at once."""
+    return begin(session, site, kind, target, reason, until, actor, now)[0]
+
+
+def begin(session: Session, site: str, kind: TargetKind, target: str, reason: str, until: datetime,
+          actor: str, now: datetime) -> tuple[Maintenance, list[Alarm]]:
+    """`start`, also returning the open alarms it suppressed (to publish after the commit)."""
     if not reason.strip():
         raise InvalidRequest("a reason is required")
     if not now < until <= now + MAX_MAINTENANCE:
@@ -68,7 +100,20 @@ def start(session: Session, site: str, kind: TargetKind, target: str, reason: st
     session.add(window)
     session.flush()
     session.add(_audit(now, actor, "maintenance.start", str(window.id), reason, {"kind": kind, "target": target}))
-    return window
+    return window, _suppress_open(session, window, now)
+
+
+def _suppress_open(session: Session, window: Maintenance, now: datetime) -> list[Alarm]:
+    """The site's open, shown alarms that `window` covers, suppressed (already annunciated: no activation)."""
+    query = select(Alarm).where(Alarm.site == window.site, Alarm.state != AlarmState.NORMAL.value,
+                                Alarm.suppressed_by.is_(None)).order_by(Alarm.id)
+    covered = []
+    for alarm in session.scalars(query).all():
+        by = covering(session, alarm, now)  # this window, or an older one that covers it too
+        if by is not None:
+            suppress(session, alarm, by, None, now)
+            covered.append(alarm)
+    return covered
 
 
 def end(session: Session, window_id: int, actor: str, reason: str, now: datetime) -> list[Alarm]:
@@ -93,11 +138,17 @@ def expire(session: Session, now: datetime) -> list[Alarm]:
 
 
 def release(session: Session, tag: str, now: datetime) -> list[Alarm]:
-    alarms = list(session.scalars(select(Alarm).where(Alarm.suppressed_by == tag)))
+    """Show again the alarms `tag` suppressed; those whose condition cleared meanwhile go to normal."""
+    alarms = list(session.scalars(select(Alarm).where(Alarm.suppressed_by == tag).order_by(Alarm.id)))
     for alarm in alarms:
+        before = alarm.state
         alarm.suppressed_by, alarm.updated_at = None, now
+        action, why = "alarm.unsuppressed", f"{tag.replace(':', ' ')} ended"
         if not alarm.condition_active and not alarm.latching:
             alarm.state = AlarmState.NORMAL.value  # cleared while nobody was shown it
+            action, why = "alarm.normalised", f"{why}; the condition cleared meanwhile"
+        session.add(_audit(now, "system", action, str(alarm.id), why,
+                           {"by": tag, "from": before, "to": alarm.state}, entity="alarm"))
     return alarms
 
 

@@ -2,6 +2,7 @@
 
 ISA-18.2: raise → `unack`; clear of `unack` → `rtn_unack`; clear of `acked` → `normal`;
 a raise while `rtn_unack` re-activates the same alarm (`unack`) and counts a repeat.
+A new row keeps its point's shelve and out of service (`alarms.points`).
 Events are handed to `publish` only after the transaction commits.
 """
 
@@ -14,7 +15,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alarms import lifecycle
+from alarms import lifecycle, points
 from alarms.events import AlarmEvent, alarm_view
 from core.clock import Clock
 from core.domain import AlarmState
@@ -44,7 +45,7 @@ class AlarmService:
     def __init__(self, db: StateDatabase, clock: Clock, publish: Publish, locate: Locate = nowhere,
                  stages: Sequence[Stage] = ()) -> None:
         self._db, self._clock, self._publish, self._locate = db, clock, publish, locate
-        self._stages = tuple(stages)  # in pipeline order: inhibit, then incident grouping
+        self._stages = tuple(stages)  # in pipeline order (runtime): maintenance, inhibit, incidents, playbooks
 
     def apply(self, changes: Sequence[ConditionChange]) -> list[AlarmEvent]:
         events = []
@@ -86,6 +87,11 @@ class AlarmService:
             return None
         session.flush()
         session.add(_audit(now, alarm, event, change))
+        if event == "raised":
+            points.carry(session, alarm, now)
+        elif event == "repeated":
+            points.record_held_repeat(session, alarm, now)
+        session.flush()
         return AlarmEvent(event, alarm_view(alarm))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from alarms.actions import AlarmActions
 from alarms.events import AlarmEvent
+from alarms.lifecycle import DEFAULT_MAX_SHELVE
 from api.hub import EventHub
 from api.security import Principal, TokenIssuer
 from core.clock import Clock
@@ -39,10 +41,12 @@ class ApiServices:
     publish: Callable[[AlarmEvent], None] | None = None  # default: straight to this process's hub
     playbooks: Sequence[Playbook] = ()  # the library operators start incidents with
     publish_incident: Callable[[IncidentEvent], None] | None = None  # default: this process's hub
+    max_shelve: timedelta = DEFAULT_MAX_SHELVE  # the longest shelve (settings: FMON_ALARM_MAX_SHELVE_HOURS)
 
     def __post_init__(self) -> None:
         publish = self.publish or (lambda event: self.hub.publish_threadsafe(event.as_message()))
-        self.actions = AlarmActions(self.db, self.clock, publish)
+        self.publish_alarm: Callable[[AlarmEvent], None] = publish  # routes publish after their commit
+        self.actions = AlarmActions(self.db, self.clock, publish, self.max_shelve)
         incident_publish = self.publish_incident or (lambda event: self.hub.publish_threadsafe(event.as_message()))
         self.incidents = IncidentActions(self.db, self.clock, self.playbooks, incident_publish)
 

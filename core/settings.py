@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     notify_config: Path | None = Field(
         default=None, description="notification routing and receivers (docs/notifications.md); unset = none")
     console_url: str | None = Field(default=None, description="base URL of the web console, for links in messages")
+    alarm_max_shelve_hours: float = Field(default=8, gt=0, le=7 * 24,
+                                          description="the longest an operator may shelve an alarm, in hours")
     metrics_port: int | None = Field(default=9108, ge=1, le=65535,
                                      description="Prometheus /metrics port of `fmon ingest`; unset to disable")
 

@@ -5,6 +5,7 @@ Operators start incidents with the playbooks of the shipped library (`playbooks/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from datetime import timedelta
 
@@ -24,6 +25,10 @@ from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore
 from storage.state.users import UserStore
 
+# How often open streams re-check their token's expiry and their user (api/routes/stream.py):
+# a disabled user or an expired token stops receiving events within this time.
+STREAM_RECHECK_S = 15.0
+
 
 def build_services(settings: Settings, db: StateDatabase, clock: Clock,
                    metrics: CollectorRegistry | None = None) -> ApiServices:
@@ -31,7 +36,8 @@ def build_services(settings: Settings, db: StateDatabase, clock: Clock,
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     tokens = TokenIssuer(secret, timedelta(minutes=settings.jwt_ttl_minutes))
     return ApiServices(db, UserStore(db), DeadLetterStore(db), tokens, clock, EventHub(),
-                       metrics or CollectorRegistry(), playbooks=default_playbooks())
+                       metrics or CollectorRegistry(), playbooks=default_playbooks(),
+                       max_shelve=timedelta(hours=settings.alarm_max_shelve_hours))
 
 
 class QuietServer(uvicorn.Server):
@@ -54,10 +60,12 @@ async def serve_api(settings: Settings, services: ApiServices, stop: asyncio.Eve
     relay = asyncio.create_task(
         relay_alarm_events(BrokerAddress.parse(settings.broker_url), services.hub, subscribed))
     serving = asyncio.create_task(server.serve())
+    recheck = asyncio.create_task(revalidate_streams(services.hub, stop, STREAM_RECHECK_S))
     while not (server.started and subscribed.is_set()) and not serving.done():
         await asyncio.sleep(0.05)
     if serving.done():
         relay.cancel()
+        recheck.cancel()
         await serving  # re-raises why uvicorn could not start
         raise SystemExit(f"could not serve the API on {settings.api_host}:{settings.api_port}")
     if started is not None:
@@ -66,4 +74,14 @@ async def serve_api(settings: Settings, services: ApiServices, stop: asyncio.Eve
     services.hub.close()
     server.should_exit = True
     relay.cancel()
-    await asyncio.gather(serving, relay, return_exceptions=True)
+    await asyncio.gather(serving, relay, recheck, return_exceptions=True)
+
+
+async def revalidate_streams(hub: EventHub, stop: asyncio.Event, every_s: float) -> None:
+    """Tell the open streams to re-check their access every `every_s` seconds until `stop`."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        if stop.is_set():  # the streams are being closed
+            return
+        hub.revalidate()

@@ -110,19 +110,80 @@ def test_shelve_maximum_is_configurable() -> None:
     assert a.shelved_until == NOW + timedelta(hours=12)
 
 
-ACTIONS: dict[str, Callable[[Alarm], None]] = {
+# --- the whole table: every (state, action or process event) → new state, or refused -------------
+# Alarm configurations: (state, latching, condition present).
+CONFIGS = {
+    "unack": ("unack", False, True), "acked": ("acked", False, True),
+    "rtn_unack": ("rtn_unack", False, False), "normal": ("normal", False, False),
+    "unack, latching, present": ("unack", True, True), "acked, latching, present": ("acked", True, True),
+    "unack, latched": ("unack", True, False), "acked, latched": ("acked", True, False),
+}
+R = None  # refused: TransitionRefused, nothing changes
+TABLE: dict[str, list[str | None]] = {  # one column per configuration, in CONFIGS order
+    "ack": ["acked", R, "normal", R, "acked", R, "acked", R],
+    "reset": [R, R, R, R, R, R, R, "normal"],
+    "shelve": ["unack", "acked", "rtn_unack", R, "unack", "acked", "unack", "acked"],
+    "unshelve": [R, R, R, R, R, R, R, R],  # nothing is shelved (the held variants below change this)
+    "clear": ["rtn_unack", "normal", "rtn_unack", "normal", "unack", "acked", "unack", "acked"],
+    "return": ["unack", "acked", "unack", "normal", "unack", "acked", "unack", "acked"],
+}
+UNTIL = NOW + timedelta(hours=2)
+EVENTS: dict[str, Callable[[Alarm], object]] = {
     "ack": lambda a: lifecycle.ack(a, "op", NOW),
     "reset": lifecycle.reset,
+    "shelve": lambda a: lifecycle.shelve(a, "op", "night", UNTIL, NOW),
     "unshelve": lambda a: lifecycle.unshelve(a, NOW),
+    "clear": lambda a: lifecycle.process_clear(a, NOW),
+    "return": lifecycle.process_return,
 }
+# Orthogonal states: they never change what the state machine allows, only shelving is undone.
+HELD: dict[str, dict[str, object]] = {
+    "shown": {}, "shelved": {"shelved_until": NOW + timedelta(hours=1), "shelved_by": "op0", "shelve_reason": "x"},
+    "suppressed": {"suppressed_by": "maintenance:1"}, "out of service": {"out_of_service": True},
+}
+CASES = [(event, config, held) for event in TABLE for config in CONFIGS for held in HELD]
 
 
-@pytest.mark.parametrize("state", STATES)
-@pytest.mark.parametrize("action", list(ACTIONS))
-def test_a_refused_action_changes_nothing(state: str, action: str) -> None:
-    a = alarm(state)
-    before = (a.state, a.acked_by, a.shelved_until, a.condition_active)
-    try:
-        ACTIONS[action](a)
-    except TransitionRefused:
-        assert (a.state, a.acked_by, a.shelved_until, a.condition_active) == before
+def held_alarm(config: str, held: str) -> Alarm:
+    state, latching, condition = CONFIGS[config]
+    fields: dict[str, object] = {"shelved_until": None, "shelved_by": None, "shelve_reason": None,
+                                 "suppressed_by": None, "out_of_service": False, **HELD[held]}
+    return Alarm(id=1, state=state, latching=latching, condition_active=condition, **fields)
+
+
+def snapshot(a: Alarm) -> tuple[object, ...]:
+    return (a.state, a.acked_by, a.condition_active, a.shelved_until, a.shelved_by, a.suppressed_by,
+            a.out_of_service)
+
+
+def expected_state(event: str, config: str, held: str) -> str | None:
+    if event == "unshelve" and held == "shelved":
+        return CONFIGS[config][0]  # undoes the shelve, whatever the state
+    return TABLE[event][list(CONFIGS).index(config)]
+
+
+@pytest.mark.parametrize(("event", "config", "held"), CASES, ids=[f"{e}:{c}:{h}" for e, c, h in CASES])
+def test_every_action_and_event_from_every_state(event: str, config: str, held: str) -> None:
+    a = held_alarm(config, held)
+    before = snapshot(a)
+    expected = expected_state(event, config, held)
+    if expected is None:
+        with pytest.raises(TransitionRefused):
+            EVENTS[event](a)
+        assert snapshot(a) == before  # a refused action changes nothing
+        return
+    EVENTS[event](a)
+    assert a.state == expected
+    assert (a.suppressed_by, a.out_of_service) == (before[5], before[6])  # orthogonal: untouched
+    shelved = {"shelve": UNTIL, "unshelve": None}.get(event, before[3])
+    assert a.shelved_until == shelved
+    if event == "ack":
+        assert (a.acked_by, a.acked_at) == ("op", NOW)
+    if event in ("clear", "return"):
+        assert a.condition_active is (event == "return")
+
+
+def test_the_table_covers_every_state_and_action() -> None:
+    assert {c[0] for c in CONFIGS.values()} == set(STATES)
+    assert all(len(column) == len(CONFIGS) for column in TABLE.values())
+    assert set(TABLE) == set(EVENTS)

@@ -14,10 +14,13 @@ from starlette.websockets import WebSocketDisconnect
 
 from alarms.service import AlarmService
 from api.app import create_app, v1_routes
+from api.security import hash_password
 from core.clock import FakeClock
 from core.domain import DeviceRef, Family, Reading, Role
+from core.settings import load_settings
 from rules.engine import RuleEngine
 from rules.loader import rule_by_id
+from runtime.api_process import build_services
 from storage.state.database import StateDatabase
 from tests.harness.api import PASSWORD, login, services_with_users
 
@@ -140,11 +143,44 @@ def test_alarm_list_and_filters(client: TestClient, db: StateDatabase, clock: Fa
     assert client.get("/api/v1/alarms?limit=1", headers=headers).json()["items"].__len__() == 1
 
 
-@pytest.mark.parametrize("query", ["grade=7", "state=asleep", "limit=0", "since=yesterday", "offset=-1"])
+@pytest.mark.parametrize("query", [
+    "grade=7", "state=asleep", "limit=0", "since=yesterday", "offset=-1",
+    "since=2026-11-21T07:00:00", "until=2026-11-21T07:00:00",  # naive: no UTC offset
+    "since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00",  # overflow when made UTC
+])
 def test_bad_queries_are_4xx_naming_the_parameter(client: TestClient, query: str) -> None:
     response = client.get(f"/api/v1/alarms?{query}", headers=login(client, "viewer"))
-    assert response.status_code == 422
+    assert response.status_code == 422, response.text
     assert query.split("=")[0] in str(response.json()["detail"])
+
+
+TOO_BIG = 2**63  # one above the largest 64-bit id
+NAIVE = "2026-11-21T09:00:00"
+
+
+@pytest.mark.parametrize(("method", "path", "body", "named"), [
+    ("GET", f"/api/v1/alarms/{TOO_BIG}", None, "alarm_id"),
+    ("POST", f"/api/v1/alarms/{TOO_BIG}/ack", {"reason": "x"}, "alarm_id"),
+    ("POST", "/api/v1/alarms/1/shelve", {"reason": "x", "until": NAIVE}, "until"),
+    ("POST", "/api/v1/alarms/shelve", {"ids": [1], "reason": "x", "until": NAIVE}, "until"),
+    ("POST", "/api/v1/alarms/ack", {"ids": [TOO_BIG]}, "ids"),
+    ("POST", "/api/v1/alarms/ack", {"ids": [{"id": 1, "version": TOO_BIG}]}, "version"),
+    ("POST", "/api/v1/alarms/1/ack", {"version": TOO_BIG}, "version"),
+    ("POST", f"/api/v1/maintenance/{TOO_BIG}/end", {"reason": "x"}, "window_id"),
+    ("POST", "/api/v1/maintenance/99999999999999999999/end", {"reason": "x"}, "window_id"),
+    ("POST", f"/api/v1/alarms/{TOO_BIG}/out-of-service", {"reason": "x"}, "alarm_id"),
+    ("POST", "/api/v1/maintenance", {"site": "s1", "target_kind": "device", "target": "s1/env/r", "reason": "x",
+                                     "until": NAIVE}, "until"),
+    ("POST", "/api/v1/maintenance", {"site": "s1", "target_kind": "device", "target": "s1/env/r", "reason": "x",
+                                     "until": "0001-01-01T00:00:00+14:00"}, "until"),
+])
+def test_bad_ids_and_times_in_actions_are_422_naming_the_parameter(
+        client: TestClient, db: StateDatabase, clock: FakeClock, method: str, path: str,
+        body: dict[str, object] | None, named: str) -> None:
+    raise_co2_alarm(db, clock)  # alarm 1 exists: only the bad parameter can be wrong
+    response = client.request(method, path, json=body, headers=login(client, "admin"))
+    assert response.status_code == 422, response.text
+    assert named in str(response.json()["detail"])
 
 
 def test_stream_refuses_a_bad_token(client: TestClient) -> None:
@@ -232,6 +268,44 @@ def test_bulk_ack_reports_each_alarm(client: TestClient, db: StateDatabase, cloc
     assert sorted((r["id"], r["status"]) for r in results) == sorted([(ids[0], 200), (ids[1], 200), (999, 404)])
     again = client.post("/api/v1/alarms/ack", json={"ids": ids, "reason": "x"}, headers=headers).json()["results"]
     assert {r["status"] for r in again} == {409}
+
+
+def test_bulk_actions_check_each_alarms_version(client: TestClient, db: StateDatabase, clock: FakeClock) -> None:
+    raise_co2_alarm(db, clock, "room-1")
+    raise_co2_alarm(db, clock, "room-2")
+    headers = login(client, "operator")
+    seen = {a["id"]: a["version"] for a in client.get("/api/v1/alarms", headers=headers).json()["items"]}
+    first, second = sorted(seen)
+    comment = {"ids": [first], "reason": "someone else was quicker"}
+    assert client.post("/api/v1/alarms/comment", json=comment, headers=login(client, "admin")).status_code == 200
+    client.post(f"/api/v1/alarms/{first}/ack", json={"reason": "x"}, headers=login(client, "admin"))
+    items = [{"id": first, "version": seen[first]}, {"id": second, "version": seen[second]}, second]
+    results = client.post("/api/v1/alarms/ack", json={"ids": items, "reason": "shift start"},
+                          headers=headers).json()["results"]
+    assert [(r["id"], r["status"]) for r in results] == [(first, 409), (second, 200)]  # once per id, first wins
+    assert "reload" in results[0]["detail"]
+    stale = client.post("/api/v1/alarms/unshelve", json={"ids": [{"id": second, "version": seen[second]}]},
+                        headers=headers).json()["results"]
+    assert [r["status"] for r in stale] == [409]
+    one_version = client.post("/api/v1/alarms/ack", json={"ids": [first], "version": 1}, headers=headers)
+    assert one_version.status_code == 422  # a version per id, not one for all
+
+
+def test_the_shelve_maximum_comes_from_the_settings(db: StateDatabase, clock: FakeClock) -> None:
+    settings = load_settings(environment="demo", alarm_max_shelve_hours=12)
+    assert settings.alarm_max_shelve_hours == 12
+    assert load_settings(environment="demo").alarm_max_shelve_hours == 8
+    services = build_services(settings, db, clock)
+    services.users.add("op", hash_password(PASSWORD), Role.OPERATOR, clock.now())
+    raise_co2_alarm(db, clock)
+    with TestClient(create_app(services)) as client:
+        headers = login(client, "op")
+        alarm_id = client.get("/api/v1/alarms", headers=headers).json()["items"][0]["id"]
+        shelve = {"reason": "night works", "until": (clock.now() + timedelta(hours=12, seconds=1)).isoformat()}
+        refused = client.post(f"/api/v1/alarms/{alarm_id}/shelve", json=shelve, headers=headers)
+        assert refused.status_code == 422 and "limited to 12:00:00" in refused.json()["detail"]
+        shelve["until"] = (clock.now() + timedelta(hours=12)).isoformat()
+        assert client.post(f"/api/v1/alarms/{alarm_id}/shelve", json=shelve, headers=headers).status_code == 200
 
 
 def test_viewers_cannot_act_and_unknown_actions_are_422(client: TestClient, db: StateDatabase,

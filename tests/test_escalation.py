@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from alarms.escalation import escalates, plan
+from alarms.escalation import EscalationScheduler, escalates, plan, unhandled
 from alarms.notify.config import parse_notify_config
-from alarms.notify.nflog import Entry, Status
+from alarms.notify.message import describe
+from alarms.notify.nflog import Entry, NotificationLog, Status
 from alarms.routing import Router
+from storage.state.database import StateDatabase
 from storage.state.models import Alarm
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
@@ -91,7 +94,8 @@ def test_each_plan_item_is_due_when_its_clock_says(router: Router) -> None:
 
 def test_reminders_stop_at_max_renotify(router: Router) -> None:
     assert not {r for _, r in due(alarm(2), router, T0 + 30 * MIN)} & {"renotify-3"}
-    assert {r for _, r in due(alarm(2), router, T0 + 3 * 60 * MIN)} == {"raised", "escalation-2", "escalation-3"}
+    assert {r for _, r in due(alarm(2), router, T0 + 3 * 60 * MIN)} == {"raised", "escalation-2", "escalation-3",
+                                                                       "handling-overdue"}
 
 
 def test_grade_1_pages_the_project_manager_at_once(router: Router) -> None:
@@ -144,7 +148,9 @@ def test_an_expired_shelve_releases_what_is_due(router: Router) -> None:
 def test_acknowledged_alarms_stop_escalating_and_the_escalated_are_told(router: Router) -> None:
     a = alarm(2, state="acked", acked_at=T0 + 7 * MIN, acked_by="op1")
     history = sent(("cr", "raised"), ("sup", "escalation-2"))
-    assert due(a, router, T0 + 60 * MIN, history) == {("cr", "raised"), ("sup", "acked")}  # no escalation-3
+    assert due(a, router, T0 + 20 * MIN, history) == {("cr", "raised"), ("sup", "acked")}  # no escalation-3
+    assert due(a, router, T0 + 60 * MIN, history) - due(a, router, T0 + 20 * MIN, history) == {
+        ("pm", "handling-overdue")}  # still active after the 30 minutes to handle it
     [notice] = [d for d in plan(a, router, T0 + 60 * MIN, history) if d.reason == "acked"]
     assert notice.due_at == T0 + 7 * MIN
 
@@ -176,3 +182,73 @@ def test_quiet_hours_mute_general_grades_only(router: Router) -> None:
     assert general[("pm", "escalation-3")] is True
     assert general[("cr-night", "raised")] is False  # no quiet hours for the control room
     assert emergency[("pm", "escalation-3")] is False
+
+
+# --- the handling clock: handle within 30 min (grades 1-2) or 4 h (grades 3-4) -----------------
+
+def overdue(a: Alarm, router: Router, at: datetime) -> set[str]:
+    return {receiver for receiver, reason in due(a, router, at) if reason == "handling-overdue"}
+
+
+def test_an_acknowledged_alarm_still_active_after_the_handling_time_goes_to_the_next_tier(router: Router) -> None:
+    a = alarm(2, state="acked", acked_at=T0 + 3 * MIN, acked_by="op1")  # acked before escalation-2
+    assert overdue(a, router, T0 + 30 * MIN - timedelta(seconds=1)) == set()
+    assert overdue(a, router, T0 + 30 * MIN) == {"sup"}
+    [item] = [d for d in plan(a, router, T0 + 2 * 60 * MIN) if d.reason == "handling-overdue"]
+    assert item.due_at == T0 + 30 * MIN
+
+
+def test_handling_overdue_goes_above_the_tier_the_response_clock_reached(router: Router) -> None:
+    assert overdue(alarm(2), router, T0 + 30 * MIN) == {"pm"}  # unacknowledged: tier 3 was reached at 10 min
+    acked_late = alarm(2, state="acked", acked_at=T0 + 6 * MIN, acked_by="op1")  # after escalation-2
+    assert overdue(acked_late, router, T0 + 30 * MIN) == {"pm"}
+    assert overdue(alarm(1, state="acked", acked_at=T0 + MIN), router, T0 + 30 * MIN) == {"pm"}  # paged at once
+
+
+def test_general_grades_have_four_hours_to_handle(router: Router) -> None:
+    a = alarm(4, state="acked", acked_at=T0 + MIN, acked_by="op1")
+    assert overdue(a, router, T0 + 4 * 60 * MIN - timedelta(seconds=1)) == set()
+    assert overdue(a, router, T0 + 4 * 60 * MIN) == {"sup"}
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"state": "rtn_unack", "condition_active": False, "cleared_at": T0 + 20 * MIN}, set()),  # back to normal
+    ({"state": "normal", "condition_active": False, "cleared_at": T0 + 20 * MIN}, set()),
+    ({"state": "acked", "latching": True, "condition_active": False, "acked_at": T0 + MIN}, {"sup"}),  # not reset
+    ({"state": "acked", "acked_at": T0 + MIN, "shelved_until": T0 + 60 * MIN}, set()),
+    ({"state": "acked", "acked_at": T0 + MIN, "out_of_service": True}, set()),
+    ({"state": "acked", "acked_at": T0 + MIN, "suppressed_by": "maintenance:1"}, set()),
+])
+def test_only_unhandled_alarms_are_overdue(router: Router, fields: dict[str, object], expected: set[str]) -> None:
+    a = alarm(2, **fields)
+    assert overdue(a, router, T0 + 31 * MIN) == expected
+    assert unhandled(a, T0 + 31 * MIN) == bool(expected)
+
+
+def test_handling_overdue_is_recorded_once_across_restarts(tmp_path: Path, router: Router) -> None:
+    db = StateDatabase(f"sqlite:///{tmp_path / 'state.db'}")
+    db.upgrade()
+    with db.session() as session:
+        row = alarm(2, state="acked", acked_at=T0 + 3 * MIN, acked_by="op1")
+        row.id = None  # type: ignore[assignment]
+        row.rule_id, row.source, row.family, row.device_id = "fire.x", "s1/fire/d1", "fire", "d1"
+        row.message_zh = row.message_en = "x"
+        row.updated_at = T0
+        session.add(row)
+    nflog = NotificationLog(db)
+
+    def handling(scheduler: EscalationScheduler, minutes: int) -> list[str]:
+        return [e.receiver for e in scheduler.run(T0 + minutes * MIN) if e.reason == "handling-overdue"]
+
+    assert handling(EscalationScheduler(db, router, nflog), 29) == []
+    assert handling(EscalationScheduler(db, router, nflog), 31) == ["sup"]
+    assert handling(EscalationScheduler(db, router, nflog), 45) == []  # a restart: the log remembers
+    assert [e.reason for e in nflog.entries(1)].count("handling-overdue") == 1
+    db.dispose()
+
+
+def test_handling_overdue_texts_in_both_languages() -> None:
+    assert describe("handling-overdue", {"condition_active": True}) == (
+        "超过处置时限仍未恢复正常，升级通知", "not handled in time (still not back to normal), escalated")
+    assert describe("handling-overdue", {"condition_active": False}) == (
+        "超过处置时限仍未复位，升级通知", "not handled in time (still not reset), escalated")

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from alarms.actions import Action, AlarmActions
-from alarms.incidents import settle
 from api import errors
 from api.routes import auth, incidents, kpis
 from core.clock import Clock
@@ -84,9 +83,7 @@ def test_an_incident_closes_when_all_its_alarms_are_normal(state_db: StateDataba
     assert incidents_of(state_db)[0].state == "open"  # the third waits for its acknowledgement
     last = plant.alarm("gas.lel_l1", "gd-garage-2")
     plant.at(90)
-    actions.perform(last.id, Action.ACK, "op1")  # rtn_unack → normal: an operator action
-    with state_db.session() as session:  # what AlarmActions does once wired (see docs/alarm-management.md)
-        settle(session, session.get(Alarm, last.id), plant.clock.now())  # type: ignore[arg-type]
+    actions.perform(last.id, Action.ACK, "op1")  # rtn_unack → normal: AlarmActions settles the incident
     [garage] = incidents_of(state_db)
     assert (garage.state, garage.closed_at) == ("closed", T0 + timedelta(seconds=90))
 

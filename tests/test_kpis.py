@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from alarms.kpis import Activation, KpiWindow, alarm_kpis, densest, report
+from alarms.kpis import Activation, KpiWindow, alarm_kpis, densest, flooded_intervals, report
 from alarms.lifecycle import InvalidRequest
 from core.clock import FakeClock
 from storage.state.database import StateDatabase
@@ -45,8 +45,8 @@ def test_rates_flood_contributors_and_chattering_on_a_known_history() -> None:
     assert kpis["per_position"] == {"per_10min": {"average": 1.75, "peak": 12.0},
                                     "per_hour": {"average": 10.5, "peak": 17.0}, "per_day": {"average": 252.0}}
     assert kpis["peak_10min_count"] == 12
-    assert kpis["flood"] == {"threshold_per_position": 10, "intervals": 12, "flood_intervals": 1,
-                             "percent_time": 8.333}
+    assert kpis["flood"] == {"threshold_per_position": 10, "ends_below_per_position": 5, "intervals": 12,
+                             "flood_intervals": 1, "floods": 1, "percent_time": 8.333}
     assert [(c["rule_id"], c["count"], c["share_percent"]) for c in kpis["top_contributors"]] == [
         ("fire.alarm_unconfirmed", 12, 57.143), ("env.co2_high", 5, 23.81), ("gas.lel_l1", 3, 14.286),
         ("pump.trip", 1, 4.762)]
@@ -73,6 +73,43 @@ def test_a_short_last_interval_weighs_by_its_length() -> None:
     kpis = report(burst, 0, [], KpiWindow(H0, at(25)))
     assert (kpis["flood"]["intervals"], kpis["flood"]["flood_intervals"], kpis["flood"]["percent_time"]) == (3, 1, 20.0)
     assert kpis["per_position"]["per_10min"]["average"] == 4.4  # 11 / 2.5 intervals
+
+
+def test_the_peak_10_minutes_slide_across_interval_edges() -> None:
+    # 8 activations in 00:08-00:09:45 and 8 in 00:10-00:11:45: 8 per fixed interval, 16 within 10 minutes
+    burst = acts(CO2, [8 + k / 4 for k in range(8)]) + acts(GAS, [10 + k / 4 for k in range(8)])
+    kpis = report(burst, 0, [], TWO_HOURS)
+    assert kpis["peak_10min_count"] == 16
+    assert kpis["per_position"]["per_10min"]["peak"] == 16.0
+    assert kpis["assessment"]["isa_18_2"]["max_alarms_in_10min"] == {"value": 16.0, "within_target": False}
+    assert kpis["flood"]["flood_intervals"] == 0  # flood is judged per interval: neither has more than 10
+    edge = acts(CO2, [9 + 59 / 60]) + acts(GAS, [19 + 59 / 60])  # 00:09:59 and 00:19:59: exactly 10 min apart
+    assert report(edge, 0, [], TWO_HOURS)["peak_10min_count"] == 1
+
+
+@pytest.mark.parametrize(("per_interval", "flooded", "floods"), [
+    ([12, 7, 6, 4, 11, 3], [0, 1, 2, 4], 2),  # 5-10 keeps a flood going; below 5 ends it
+    ([11, 5, 10, 5, 2, 10], [0, 1, 2, 3], 1),  # 10 alone never starts one
+    ([4, 10, 10, 9], [], 0),
+    ([11, 11, 4, 11], [0, 1, 3], 2),
+])
+def test_flood_starts_above_10_and_ends_below_5(per_interval: list[int], flooded: list[int], floods: int) -> None:
+    history = [a for i, n in enumerate(per_interval) for a in acts(CO2, [10 * i + k * 10 / (n + 1) for k in range(n)])]
+    kpis = report(history, 0, [], KpiWindow(H0, at(10 * len(per_interval))))
+    assert flooded_intervals(per_interval, 1) == flooded
+    assert (kpis["flood"]["flood_intervals"], kpis["flood"]["floods"]) == (len(flooded), floods)
+    assert kpis["flood"]["percent_time"] == round(100 * len(flooded) / len(per_interval), 3)
+
+
+def test_only_the_top_10_of_12_contributors_are_listed() -> None:
+    # source k activates k + 1 times (1..12, 78 in all); ties would go by rule and source
+    rooms = [("env.co2_high", f"s1/env/room-{k:02}") for k in range(12)]
+    history = [a for k, room in enumerate(rooms) for a in acts(room, [k + j / 60 for j in range(k + 1)])]
+    kpis = report(history, 0, [], TWO_HOURS)
+    assert [(c["source"], c["count"]) for c in kpis["top_contributors"]] == [
+        (f"s1/env/room-{k:02}", k + 1) for k in range(11, 1, -1)]
+    assert kpis["top_contributors"][0]["share_percent"] == round(100 * 12 / 78, 3)
+    assert kpis["top10_share_percent"] == round(100 * (78 - 1 - 2) / 78, 3)  # rooms 00 and 01 left out
 
 
 def test_chattering_means_three_within_less_than_a_minute() -> None:

@@ -329,10 +329,12 @@ def test_grade_2_escalates_tier_by_tier_reminds_and_stops_when_acknowledged(rig:
     rig.ack(alarm_id)
     # whoever was paged, escalated to or reminded is told it is in hand
     assert rig.at(minutes(23)) == [("control-room", "acked"), ("manager", "acked"), ("supervisor", "acked")]
-    assert rig.at(minutes(30)) == []
+    assert rig.at(minutes(29.9)) == []
+    # acknowledged but still active after the 30 minutes to handle it: the tier above, once
+    assert rig.at(minutes(30)) == [("manager", "handling-overdue")]
     assert rig.at(minutes(90)) == []
     statuses = {(e.receiver, e.reason): e.status for e in rig.notify.log.entries(alarm_id)}
-    assert set(statuses.values()) == {Status.SENT} and len(statuses) == 10
+    assert set(statuses.values()) == {Status.SENT} and len(statuses) == 11
 
 
 def test_messages_reach_real_mail_and_webhook_bilingual_and_signed(rig: Rig) -> None:

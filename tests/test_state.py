@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from alarms import maintenance
+from alarms.actions import Action, AlarmActions
 from alarms.events import AlarmEvent
+from alarms.kpis import KpiWindow, alarm_kpis
 from alarms.service import AlarmService
 from core.clock import FakeClock
 from core.domain import AlarmState, DeviceRef, Family, Reading, Role
@@ -104,3 +107,79 @@ def test_users_and_dead_letters(state_db: StateDatabase) -> None:
     assert dead.counts_by_reason() == {"bad_json": 1}
     dead.add([Rejection(T0, "t", "bad_value", "x", b"", "s/env/d"), Rejection(T0, "odd/topic", "bad_topic", "", b"")])
     assert dead.counts_by_device() == {"s/env/d": 2, "odd/topic": 1}
+
+
+# --- shelve and out of service belong to the point (rule, source): alarms.points -----------------
+
+def co2(engine: RuleEngine, service: AlarmService, seconds: float, ppm: float) -> None:
+    service.apply(engine.process([Reading(ROOM, T0 + timedelta(seconds=seconds), {"co2_ppm": ppm})]))
+
+
+def occurrence(engine: RuleEngine, service: AlarmService, start: float) -> None:
+    """The condition comes (two readings: the rule's on-delay) and goes again."""
+    for offset, ppm in ((0, 1300.0), (60, 1300.0), (90, 800.0)):
+        co2(engine, service, start + offset, ppm)
+
+
+def point_audit(db: StateDatabase, alarm_id: int) -> list[tuple[str, str, dict[str, object]]]:
+    with db.session() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.entity_id == str(alarm_id)).order_by(AuditEntry.id))
+        return [(a.action, a.actor, a.detail) for a in rows]
+
+
+def test_a_shelve_stays_with_the_point_across_occurrences(state_db: StateDatabase) -> None:
+    clock = FakeClock(T0 + timedelta(minutes=5))
+    service, engine = AlarmService(state_db, clock, lambda _e: None), RuleEngine([CO2_HIGH])
+    actions = AlarmActions(state_db, clock, lambda _e: None)
+    occurrence(engine, service, 0)  # raised, then rtn_unack
+    [first] = alarms_of(state_db)
+    until = clock.now() + timedelta(hours=4)
+    actions.perform(first.id, Action.SHELVE, "op1", "chattering sensor, for the night", until)
+    actions.perform(first.id, Action.ACK, "op1", "seen")  # rtn_unack → normal
+    occurrence(engine, service, 600)  # a new occurrence: a new row, still shelved
+    first, second = alarms_of(state_db)
+    assert (first.state, first.shelved_until) == ("normal", None)  # moved, not copied
+    assert (second.shelved_until, second.shelved_by, second.shelve_reason) == (
+        until, "op1", "chattering sensor, for the night")
+    assert ("alarm.shelve", "system", {"carried_from": first.id, "until": until.isoformat(),
+                                       "activation": "raise"}) in point_audit(state_db, second.id)
+    actions.perform(second.id, Action.UNSHELVE, "op1", "sensor replaced")
+    actions.perform(second.id, Action.ACK, "op1", "seen")
+    occurrence(engine, service, 1200)  # unshelved: the next occurrence is annunciated
+    assert alarms_of(state_db)[2].shelved_until is None
+
+
+def test_an_expired_shelve_is_not_carried(state_db: StateDatabase) -> None:
+    clock = FakeClock(T0 + timedelta(minutes=5))
+    service, engine = AlarmService(state_db, clock, lambda _e: None), RuleEngine([CO2_HIGH])
+    occurrence(engine, service, 0)
+    [first] = alarms_of(state_db)
+    actions = AlarmActions(state_db, clock, lambda _e: None)
+    actions.perform(first.id, Action.SHELVE, "op1", "an hour", clock.now() + timedelta(hours=1))
+    actions.perform(first.id, Action.ACK, "op1", "seen")
+    clock.advance(delta=timedelta(hours=1))
+    occurrence(engine, service, 600)
+    assert alarms_of(state_db)[1].shelved_until is None
+
+
+def test_out_of_service_stays_with_the_point_and_hides_repeats(state_db: StateDatabase) -> None:
+    clock = FakeClock(T0 + timedelta(minutes=5))
+    events: list[AlarmEvent] = []
+    service, engine = AlarmService(state_db, clock, events.append), RuleEngine([CO2_HIGH])
+    occurrence(engine, service, 0)
+    [first] = alarms_of(state_db)
+    with state_db.session() as session:
+        maintenance.set_out_of_service(session, first.id, True, "eng1", "faulty sensor", clock.now())
+    AlarmActions(state_db, clock, lambda _e: None).perform(first.id, Action.ACK, "op1", "seen")
+    occurrence(engine, service, 600)  # new row: out of service
+    co2(engine, service, 800, 1300.0)  # rtn_unack → unack after the on-delay: a repeat, never annunciated
+    co2(engine, service, 860, 1300.0)
+    first, second = alarms_of(state_db)
+    assert (first.out_of_service, second.out_of_service, second.repeat_count) == (False, True, 1)
+    assert events[-1].alarm["out_of_service"] is True
+    audit = [(action, detail.get("activation")) for action, _, detail in point_audit(state_db, second.id)]
+    assert audit == [("alarm.raised", None), ("alarm.out_of_service", "raise"), ("alarm.cleared", None),
+                     ("alarm.repeated", None), ("alarm.suppressed", "repeat")]
+    with state_db.session() as session:
+        kpis = alarm_kpis(session, KpiWindow(T0, T0 + timedelta(hours=1)))
+    assert (kpis["activations"], kpis["suppressed"]) == (1, 2)  # only the first raise was shown

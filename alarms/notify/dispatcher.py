@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from alarms.escalation import escalates
+from alarms.escalation import escalates, unhandled
 from alarms.events import alarm_view
 from alarms.notify import reasons
 from alarms.notify.channels import Channel, DeliveryError, Outgoing
@@ -136,6 +136,8 @@ class Dispatcher:
                 return delivery.settle(Status.FAILED, f"alarm {entry.alarm_id} does not exist")
             if reasons.asks_for_response(entry.reason) and not escalates(alarm, delivery.now):
                 return delivery.settle(Status.CANCELLED, f"alarm is {alarm.state} and no longer escalates")
+            if entry.reason == reasons.HANDLING_OVERDUE and not unhandled(alarm, delivery.now):
+                return delivery.settle(Status.CANCELLED, f"alarm is {alarm.state}: handled after all")
             view, timezone = alarm_view(alarm), self.router.timezone(alarm.site)
         message = render(view, entry.reason, timezone=timezone, console_url=self._console_url, now=delivery.now)
         return self._to_channel(delivery, view, message)

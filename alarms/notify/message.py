@@ -68,6 +68,10 @@ def describe(reason: str, alarm: Mapping[str, Any]) -> tuple[str, str]:
         return f"等级变更为{grade.label_zh}", f"grade changed to {grade.label_en}"
     if kind == "cleared":
         return "告警已恢复", "returned to normal"
+    if reason == reasons.HANDLING_OVERDUE:
+        still_zh, still_en = ("仍未复位", "still not reset") if not alarm.get("condition_active") else (
+            "仍未恢复正常", "still not back to normal")
+        return f"超过处置时限{still_zh}，升级通知", f"not handled in time ({still_en}), escalated"
     if reason == reasons.ACKED:
         who = alarm.get("acked_by") or "?"
         return f"已被 {who} 确认", f"acknowledged by {who}"

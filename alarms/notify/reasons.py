@@ -7,6 +7,8 @@
     regraded-G      the alarm's grade changed to G
     cleared[-N]     the condition went away (the N-th time, from the second on)
     acked           someone acknowledged it (told to those who were escalated to)
+    handling-overdue  not handled within the handling time (still active, or latched and not
+                    reset): the next tier above those the response clock reached, once
 
 Reasons are part of the log's unique key (alarm, receiver, reason), so each is sent once.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 RAISED = "raised"
 PAGE = "page"
 ACKED = "acked"
+HANDLING_OVERDUE = "handling-overdue"
 _ESCALATION, _RENOTIFY, _REGRADED, _CLEARED = "escalation", "renotify", "regraded", "cleared"
 
 

@@ -3,7 +3,6 @@ actions (ack, shelve, unshelve, reset, comment), single and bulk."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -15,6 +14,7 @@ from alarms.events import alarm_view
 from alarms.inhibit import children_view, visible
 from api.deps import Operator, Services, Viewer
 from api.errors import STATUS
+from api.params import MAX_ID, BodyId, Instant, PathId
 from core.domain import AlarmState
 from core.errors import FmonError, NotFound
 from storage.state.models import Alarm, AuditEntry
@@ -28,12 +28,35 @@ class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=2000)
-    until: datetime | None = None
-    version: int | None = Field(default=None, ge=1, description="the version you saw; 409 if it changed")
+    until: Instant | None = None
+    version: int | None = Field(default=None, ge=1, le=MAX_ID, description="the version you saw; 409 if it changed")
 
 
-class BulkBody(ActionBody):
-    ids: list[int] = Field(min_length=1, max_length=500)
+class BulkItem(BaseModel):
+    """One alarm of a bulk action, with the version the operator saw (409 for it alone if stale)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: BodyId
+    version: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class BulkBody(BaseModel):
+    """A bulk action: `ids` are plain ids or `{"id": …, "version": …}` items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[BodyId | BulkItem] = Field(min_length=1, max_length=500)
+    reason: str = Field(default="", max_length=2000)
+    until: Instant | None = None
+
+    def items(self) -> list[BulkItem]:
+        """One item per alarm id (the first mention wins), in the order given."""
+        first: dict[int, BulkItem] = {}
+        for given in self.ids:
+            item = given if isinstance(given, BulkItem) else BulkItem(id=given)
+            first.setdefault(item.id, item)
+        return list(first.values())
 
 
 @router.get("")
@@ -48,8 +71,8 @@ def list_alarms(
     building: str | None = None,
     shelved: bool | None = None,
     suppressed: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     sort: Annotated[list[SortKey] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -83,7 +106,7 @@ def list_alarms(
 
 
 @router.get("/{alarm_id}")
-def get_alarm(alarm_id: int, services: Services, _: Viewer) -> dict[str, Any]:
+def get_alarm(alarm_id: PathId, services: Services, _: Viewer) -> dict[str, Any]:
     with services.db.session() as session:
         alarm = session.get(Alarm, alarm_id)
         if alarm is None:
@@ -99,17 +122,18 @@ def get_alarm(alarm_id: int, services: Services, _: Viewer) -> dict[str, Any]:
 def bulk_action(action: Action, body: BulkBody, services: Services, principal: Operator) -> dict[str, Any]:
     """The same action on many alarms; each succeeds or fails on its own."""
     results = []
-    for alarm_id in dict.fromkeys(body.ids):
+    for item in body.items():
         try:
-            alarm = services.actions.perform(alarm_id, action, principal.username, body.reason, body.until)
-            results.append({"id": alarm_id, "status": 200, "alarm": alarm})
+            alarm = services.actions.perform(item.id, action, principal.username, body.reason, body.until,
+                                             item.version)
+            results.append({"id": item.id, "status": 200, "alarm": alarm})
         except FmonError as exc:
-            results.append({"id": alarm_id, "status": status_of(exc), "detail": str(exc)})
+            results.append({"id": item.id, "status": status_of(exc), "detail": str(exc)})
     return {"results": results}
 
 
 @router.post("/{alarm_id}/{action}")
-def alarm_action(alarm_id: int, action: Action, body: ActionBody, services: Services,
+def alarm_action(alarm_id: PathId, action: Action, body: ActionBody, services: Services,
                  principal: Operator) -> dict[str, Any]:
     return services.actions.perform(alarm_id, action, principal.username, body.reason, body.until, body.version)
 

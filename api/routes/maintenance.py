@@ -1,8 +1,11 @@
-"""Maintenance mode (engineer): start, list, end; and taking alarms out of service."""
+"""Maintenance mode (engineer): start, list, end; and taking alarms out of service.
+
+The alarms a change suppresses or shows again are published to the stream after the commit, like
+any other alarm change."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from alarms import maintenance
-from alarms.events import alarm_view
+from alarms.events import AlarmEvent, alarm_view
 from api.deps import Engineer, Services, Viewer
-from storage.state.models import Maintenance
+from api.params import Instant, PathId
+from storage.state.models import Alarm, Maintenance
 
 router = APIRouter(tags=["maintenance"])
 
@@ -24,7 +28,7 @@ class MaintenanceBody(BaseModel):
     target_kind: maintenance.TargetKind
     target: str = Field(min_length=1, max_length=200)
     reason: str = Field(max_length=2000)
-    until: datetime
+    until: Instant
 
 
 class ReasonBody(BaseModel):
@@ -36,9 +40,12 @@ class ReasonBody(BaseModel):
 @router.post("/maintenance")
 def start_maintenance(body: MaintenanceBody, services: Services, principal: Engineer) -> dict[str, Any]:
     with services.db.session() as session:
-        window = maintenance.start(session, body.site, body.target_kind, body.target, body.reason, body.until,
-                                   principal.username, services.clock.now())
-        return maintenance.view(window)
+        window, suppressed = maintenance.begin(session, body.site, body.target_kind, body.target, body.reason,
+                                               body.until, principal.username, services.clock.now())
+        session.flush()
+        result = {**maintenance.view(window), "suppressed": _views(suppressed)}
+    _publish(services, result["suppressed"])
+    return result
 
 
 @router.get("/maintenance")
@@ -51,19 +58,22 @@ def list_maintenance(services: Services, _: Viewer, active: bool = True) -> dict
 
 
 @router.post("/maintenance/{window_id}/end")
-def end_maintenance(window_id: int, body: ReasonBody, services: Services, principal: Engineer) -> dict[str, Any]:
+def end_maintenance(window_id: PathId, body: ReasonBody, services: Services, principal: Engineer) -> dict[str, Any]:
     with services.db.session() as session:
         released = maintenance.end(session, window_id, principal.username, body.reason, services.clock.now())
-        return {"released": [alarm_view(a) for a in released]}
+        session.flush()
+        views = _views(released)
+    _publish(services, views)
+    return {"released": views}
 
 
 @router.post("/alarms/{alarm_id}/out-of-service")
-def out_of_service(alarm_id: int, body: ReasonBody, services: Services, principal: Engineer) -> dict[str, Any]:
+def out_of_service(alarm_id: PathId, body: ReasonBody, services: Services, principal: Engineer) -> dict[str, Any]:
     return _service(services, alarm_id, True, principal.username, body.reason)
 
 
 @router.post("/alarms/{alarm_id}/return-to-service")
-def return_to_service(alarm_id: int, body: ReasonBody, services: Services, principal: Engineer) -> dict[str, Any]:
+def return_to_service(alarm_id: PathId, body: ReasonBody, services: Services, principal: Engineer) -> dict[str, Any]:
     return _service(services, alarm_id, False, principal.username, body.reason)
 
 
@@ -71,4 +81,15 @@ def _service(services: Services, alarm_id: int, out: bool, actor: str, reason: s
     with services.db.session() as session:
         alarm = maintenance.set_out_of_service(session, alarm_id, out, actor, reason, services.clock.now())
         session.flush()
-        return alarm_view(alarm)
+        [view] = _views([alarm])
+    _publish(services, [view])
+    return view
+
+
+def _views(alarms: Sequence[Alarm]) -> list[dict[str, Any]]:
+    return [alarm_view(a) for a in alarms]
+
+
+def _publish(services: Services, views: list[dict[str, Any]]) -> None:
+    for view in views:
+        services.publish_alarm(AlarmEvent("updated", view))
