@@ -12,12 +12,12 @@ from starlette.routing import BaseRoute
 
 from api import errors
 from api.deps import ApiServices, Services
-from api.routes import alarms, auth, dead_letters, equipment, incidents, kpis, maintenance, stream
+from api.routes import alarms, auth, dead_letters, equipment, incidents, kpis, maintenance, stream, telemetry
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 V1_PREFIX = "/api/v1"
 V1_ROUTERS = (auth.router, maintenance.router, alarms.router, incidents.router, kpis.router, dead_letters.router,
-              equipment.router, stream.router)
+              equipment.router, telemetry.router, stream.router)
 
 
 def v1_routes() -> Iterator[tuple[str, BaseRoute]]:

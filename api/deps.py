@@ -24,7 +24,9 @@ from playbooks.model import Playbook
 from playbooks.views import IncidentEvent
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore
+from storage.state.registry import RegistryStore
 from storage.state.users import UserStore
+from storage.telemetry import TelemetryStore
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ApiServices:
     playbooks: Sequence[Playbook] = ()  # the library operators start incidents with
     publish_incident: Callable[[IncidentEvent], None] | None = None  # default: this process's hub
     max_shelve: timedelta = DEFAULT_MAX_SHELVE  # the longest shelve (settings: FMON_ALARM_MAX_SHELVE_HOURS)
+    telemetry: TelemetryStore | None = None  # for history charts; None: those routes answer 503
 
     def __post_init__(self) -> None:
         publish = self.publish or (lambda event: self.hub.publish_threadsafe(event.as_message()))
@@ -49,6 +52,7 @@ class ApiServices:
         self.actions = AlarmActions(self.db, self.clock, publish, self.max_shelve)
         incident_publish = self.publish_incident or (lambda event: self.hub.publish_threadsafe(event.as_message()))
         self.incidents = IncidentActions(self.db, self.clock, self.playbooks, incident_publish)
+        self.registry = RegistryStore(self.db)
 
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")

@@ -21,6 +21,7 @@ from core.clock import Clock
 from core.settings import Settings
 from playbooks.loader import default_playbooks
 from runtime.bus import relay_alarm_events
+from runtime.stores import open_telemetry_store
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore
 from storage.state.users import UserStore
@@ -31,13 +32,16 @@ STREAM_RECHECK_S = 15.0
 
 
 def build_services(settings: Settings, db: StateDatabase, clock: Clock,
-                   metrics: CollectorRegistry | None = None) -> ApiServices:
+                   metrics: CollectorRegistry | None = None, *, telemetry: bool = False) -> ApiServices:
+    """The API's services; with `telemetry`, the telemetry store of the settings is opened for the
+    history routes (closed when `serve_api` ends)."""
     # The demo may run without a configured secret: tokens then last one process lifetime.
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else secrets.token_urlsafe(48)
     tokens = TokenIssuer(secret, timedelta(minutes=settings.jwt_ttl_minutes))
     return ApiServices(db, UserStore(db), DeadLetterStore(db), tokens, clock, EventHub(),
                        metrics or CollectorRegistry(), playbooks=default_playbooks(),
-                       max_shelve=timedelta(hours=settings.alarm_max_shelve_hours))
+                       max_shelve=timedelta(hours=settings.alarm_max_shelve_hours),
+                       telemetry=open_telemetry_store(settings) if telemetry else None)
 
 
 class QuietServer(uvicorn.Server):
@@ -75,6 +79,8 @@ async def serve_api(settings: Settings, services: ApiServices, stop: asyncio.Eve
     server.should_exit = True
     relay.cancel()
     await asyncio.gather(serving, relay, recheck, return_exceptions=True)
+    if services.telemetry is not None:
+        services.telemetry.close()
 
 
 async def revalidate_streams(hub: EventHub, stop: asyncio.Event, every_s: float) -> None:

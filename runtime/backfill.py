@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from runtime.backfill_log import LedgerReport, record_log
-from runtime.ingest_process import open_telemetry_store
+from runtime.stores import open_telemetry_store
 from simulators.backfill import HistoryPlan, coarsen, history, history_plan, write_log
 from simulators.site import Site, demo_estate
 

@@ -104,7 +104,7 @@ def api(config_file: Path | None) -> None:
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-            await serve_api(settings, build_services(settings, db, SystemClock()), stop)
+            await serve_api(settings, build_services(settings, db, SystemClock(), telemetry=True), stop)
 
         _run(serve())
 

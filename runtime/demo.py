@@ -89,7 +89,7 @@ async def run_demo(options: DemoOptions) -> None:
         broker = await start_embedded_broker("127.0.0.1", options.embedded_broker_port)
     db = StateDatabase(settings.state_database_url)
     await asyncio.to_thread(db.upgrade)
-    services = build_services(settings, db, clock)
+    services = build_services(settings, db, clock, telemetry=True)
     accounts = await asyncio.to_thread(seed_demo_users, db, options.password, clock.now())
     await asyncio.to_thread(seed_demo_data, db, clock.now())
     ingest = build_ingest(settings, db, clock, services.metrics)  # one /metrics for the whole demo

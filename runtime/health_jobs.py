@@ -30,7 +30,7 @@ from maintenance import plans
 from maintenance.jobs import DataState, Job, JobPolicy, Runs, plan
 from maintenance.risks import record_risks
 from maintenance.workorders import failures_since
-from runtime.ingest_process import open_telemetry_store
+from runtime.stores import open_telemetry_store
 from storage.state.database import StateDatabase
 from storage.telemetry import TelemetryStore
 

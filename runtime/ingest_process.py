@@ -55,8 +55,7 @@ from rules.model import ConditionChange, Offline, Rule
 from runtime.broker_stats import BrokerDrops
 from runtime.bus import AlarmBusPublisher
 from runtime.commands import MqttCommandLink
-from storage.influx import InfluxV1Store
-from storage.sqlite_telemetry import SqliteTelemetryStore
+from runtime.stores import open_telemetry_store
 from storage.state.database import StateDatabase
 from storage.state.dead_letters import DeadLetterStore, Rejection
 from storage.state.registry import RegistryStore
@@ -64,13 +63,6 @@ from storage.state.rule_state import RuleStateStore
 from storage.telemetry import TelemetryStore
 
 log = logging.getLogger(__name__)
-
-
-def open_telemetry_store(settings: Settings) -> TelemetryStore:
-    if settings.influx_url:
-        token = settings.influx_token.get_secret_value() if settings.influx_token else None
-        return InfluxV1Store(settings.influx_url, token=token)
-    return SqliteTelemetryStore(settings.telemetry_sqlite_path)
 
 
 class RulePipeline:

@@ -101,7 +101,7 @@ def rules_backtest(start: str, end: str, rule_paths: tuple[Path, ...], site: str
 
 def _replay(settings: Settings, rule_list: list[Rule], start: datetime, end: datetime, site: str | None,
             tick: timedelta, warmup: timedelta) -> BacktestReport:
-    from runtime.ingest_process import open_telemetry_store
+    from runtime.stores import open_telemetry_store
 
     zone_of, kind_of = registry_lookups(settings)
     store = open_telemetry_store(settings)

@@ -35,7 +35,8 @@ from core.domain import Role
 from core.settings import Settings, load_settings
 from runtime.api_process import build_services, serve_api
 from runtime.embedded_broker import start_embedded_broker
-from runtime.ingest_process import build_ingest, open_telemetry_store
+from runtime.ingest_process import build_ingest
+from runtime.stores import open_telemetry_store
 from simulators.site import demo_site
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm, AuditEntry, Incident

@@ -17,8 +17,8 @@ from core.settings import Settings, load_settings
 from maintenance.fleet import fleet_history
 from maintenance.workorders import failures_since
 from runtime.backfill import BackfillOptions, run_backfill
-from runtime.ingest_process import open_telemetry_store
 from runtime.simulate_cli import simulate
+from runtime.stores import open_telemetry_store
 from storage.state.database import StateDatabase
 from storage.state.equipment_models import WorkOrder, equipment_of_device
 
