@@ -8,6 +8,7 @@ Events are handed to `publish` only after the transaction commits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -22,6 +23,8 @@ from core.domain import AlarmState
 from rules.model import ChangeKind, ConditionChange, Source
 from storage.state.database import StateDatabase
 from storage.state.models import Alarm, AuditEntry
+
+log = logging.getLogger(__name__)
 
 SYSTEM_ACTOR = "system"
 Publish = Callable[[AlarmEvent], None]
@@ -48,13 +51,30 @@ class AlarmService:
         self._stages = tuple(stages)  # in pipeline order (runtime): maintenance, inhibit, incidents, playbooks
 
     def apply(self, changes: Sequence[ConditionChange]) -> list[AlarmEvent]:
+        """Apply a batch of condition changes in one transaction (one commit, one fsync, however
+        many alarms a flood brings), then publish their events. Should the batch fail, each change
+        is applied in its own transaction, so that one bad change cannot cost the others."""
+        if len(changes) > 1:
+            try:
+                return self._publish_all(self._apply_together(changes))
+            except Exception:
+                log.exception("applying %d alarm changes together failed; applying them one by one", len(changes))
         events = []
         for change in changes:
             with self._db.session() as session:
-                batch = self._manage(session, self._apply_one(session, change), change)
-            for event in batch:
-                events.append(event)
-                self._publish(event)
+                events.extend(self._manage(session, self._apply_one(session, change), change))
+        return self._publish_all(events)
+
+    def _apply_together(self, changes: Sequence[ConditionChange]) -> list[AlarmEvent]:
+        events = []
+        with self._db.session() as session:
+            for change in changes:
+                events.extend(self._manage(session, self._apply_one(session, change), change))
+        return events
+
+    def _publish_all(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        for event in events:
+            self._publish(event)
         return events
 
     # --- alarm management stages (alarms/inhibit.py, alarms/incidents.py) -------------------------
