@@ -78,6 +78,7 @@ class RulePipeline:
         self._lock = threading.Lock()  # readings and timer ticks come from different threads
         self._save_every, self._next_save = save_every, clock.now()
         self._unsaved: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._saved: dict[tuple[str, str], bytes] = {}  # what the store holds, as last saved here
 
     def on_readings(self, readings: Sequence[Reading]) -> None:
         self._run(lambda: self._engine.process(readings))
@@ -98,17 +99,40 @@ class RulePipeline:
 
     def _run(self, evaluate: Callable[[], list[ConditionChange]], force_save: bool = False) -> None:
         # One lock around evaluation, alarm commit and state save, so that saves never overtake
-        # each other; alarm transitions are rare and state saves are batched every few seconds.
+        # each other. After alarm transitions only the states behind them are saved at once; the
+        # rest is saved every few seconds, and only where it differs from what was saved last
+        # (many readings leave a rule's state as it was).
         with self._lock:
             changes = evaluate()
-            self._unsaved.update(self._engine.take_dirty())
+            self._note_dirty(self._engine.take_dirty())
             self._alarms.apply(changes)
             if changes:
                 self._after_alarms()
             now = self._clock.now()
-            if changes or (force_save and now >= self._next_save):
-                self._states.save(self._unsaved, now)
+            if force_save and now >= self._next_save:
+                self._save(self._unsaved, now)
                 self._unsaved, self._next_save = {}, now + self._save_every
+            elif changes:
+                keys = {(c.rule.id, c.source.key) for c in changes}
+                self._save({key: self._unsaved.pop(key) for key in keys if key in self._unsaved}, now)
+
+    def _note_dirty(self, dirty: dict[tuple[str, str], dict[str, Any] | None]) -> None:
+        for key, state in dirty.items():
+            if self._saved.get(key) == _fingerprint(state):
+                self._unsaved.pop(key, None)
+            else:
+                self._unsaved[key] = state
+
+    def _save(self, states: dict[tuple[str, str], dict[str, Any] | None], now: datetime) -> None:
+        if not states:
+            return
+        self._states.save(states, now)
+        self._saved.update((key, _fingerprint(state)) for key, state in states.items())
+
+
+def _fingerprint(state: dict[str, Any] | None) -> bytes:
+    # Bytes, not the dict: the engine mutates its condition state in place after handing it over.
+    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass
