@@ -181,7 +181,7 @@ def main() -> None:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(5)  # let the load reach its rate
         loaded = probe(broker, fmon, site, args.probes, args.gap)
-        runs.append(summary(f"under load ({args.rate:.0f} readings/s)", args.rate, *loaded))
+        runs.append(summary(f"under load (asked {args.rate:.0f} readings/s)", args.rate, *loaded))
         output, _ = load.communicate(timeout=duration + 60)
         print(output.strip().splitlines()[-1] if output.strip() else "load generator printed nothing")
     finally:
