@@ -82,6 +82,16 @@ def influx_db(influxdb: InfluxServer, unique_id: str) -> Iterator[str]:
     influxdb.drop_database(unique_id)
 
 
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[StateDatabase]:
+    """A migrated SQLite state database in the test's temporary directory (files that need
+    PostgreSQL too use `state_db`)."""
+    database = StateDatabase(f"sqlite:///{tmp_path / 'state.db'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateDatabase]:
     """A migrated state database, once on SQLite and once on a fresh real PostgreSQL database."""

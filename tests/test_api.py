@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -22,7 +21,7 @@ from rules.engine import RuleEngine
 from rules.loader import rule_by_id
 from runtime.api_process import build_services
 from storage.state.database import StateDatabase
-from tests.harness.api import PASSWORD, login, services_with_users
+from tests.harness.api import PASSWORD, login, services_with_users, streaming_client
 
 CO2_HIGH = rule_by_id("env.co2_high")
 
@@ -36,30 +35,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDatabase]:
-    database = StateDatabase(f"sqlite:///{tmp_path / 'state.db'}")
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def app(db: StateDatabase, clock: FakeClock) -> FastAPI:
     return create_app(services_with_users(db, clock))
 
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    services = app.state.services
-    with TestClient(app) as test_client:
-        services.hub.bind(test_client.portal.call(_running_loop))  # type: ignore[union-attr]
+    with streaming_client(app) as test_client:
         yield test_client
 
-
-async def _running_loop() -> object:
-    import asyncio
-
-    return asyncio.get_running_loop()
 
 
 def raise_co2_alarm(db: StateDatabase, clock: FakeClock, device: str = "room-1", grade_shift: int = 0) -> None:

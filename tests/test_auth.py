@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -23,7 +22,7 @@ from core.clock import FakeClock
 from runtime.api_process import revalidate_streams
 from storage.state.database import StateDatabase
 from storage.state.models import User
-from tests.harness.api import login, services_with_users
+from tests.harness.api import login, services_with_users, streaming_client
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 CLOSE_UNAUTHORIZED, CLOSE_POLICY_VIOLATION = 4401, 1008
@@ -36,27 +35,15 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDatabase]:
-    database = StateDatabase(f"sqlite:///{tmp_path / 'state.db'}")
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def app(db: StateDatabase, clock: FakeClock) -> FastAPI:
     return create_app(services_with_users(db, clock))
 
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        app.state.services.hub.bind(test_client.portal.call(_running_loop))  # type: ignore[union-attr]
+    with streaming_client(app) as test_client:
         yield test_client
 
-
-async def _running_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -5,7 +5,6 @@ database; alarms come from the real rule engine and alarm service (tests/test_pl
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from api.app import create_app, v1_routes
 from core.domain import Role
 from storage.state.database import StateDatabase
 from storage.state.models import AuditEntry
-from tests.harness.api import login, services_with_users
+from tests.harness.api import login, services_with_users, streaming_client
 from tests.test_inhibit import SITE, T0
 from tests.test_playbook_runs import MIN, Estate, level_1
 
@@ -38,13 +37,9 @@ def app(state_db: StateDatabase, estate: Estate) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as test_client:
-        app.state.services.hub.bind(test_client.portal.call(_running_loop))  # type: ignore[union-attr]
+    with streaming_client(app) as test_client:
         yield test_client
 
-
-async def _running_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
 
 
 

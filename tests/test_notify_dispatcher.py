@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -57,14 +55,6 @@ class Hooks:
         taken = [(r.url.path.rsplit("/", 1)[1], json.loads(r.content)["event"]) for r in self.requests]
         self.requests.clear()
         return taken
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[StateDatabase]:
-    database = StateDatabase(f"sqlite:///{tmp_path / 'state.db'}")
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.deps import ApiServices
@@ -36,3 +40,16 @@ def login(client: TestClient, user: str, password: str = PASSWORD) -> dict[str, 
     response = client.post("/api/v1/auth/token", data={"username": user, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@contextmanager
+def streaming_client(app: FastAPI) -> Iterator[TestClient]:
+    """A TestClient whose app's event hub publishes on the client's event loop, so that events
+    published from test threads reach WebSocket streams."""
+    with TestClient(app) as client:
+        app.state.services.hub.bind(client.portal.call(_running_loop))  # type: ignore[union-attr]
+        yield client
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
