@@ -8,7 +8,6 @@ service account (a wrong password is refused, not retried into a loop of silence
 
 from __future__ import annotations
 
-import queue
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,11 +21,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from core.broker import BrokerAddress
 from ingest.broker_acl import acl_text, gateway_username
 from ingest.inventory import load_inventory
-from ingest.wire import Publish, WireSubscriber
+from ingest.wire import WireSubscriber
 from runtime.cli import main
 from storage.state.database import StateDatabase
 from storage.state.registry import RegistryStore
 from tests.harness import MosquittoServer
+from tests.harness.inbox import Inbox
 
 INVENTORY = """\
 version: 1
@@ -89,23 +89,6 @@ def secured(registry: RegistryStore) -> Iterator[MosquittoServer]:
     broker.start()
     yield broker
     broker.stop()
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.items: queue.SimpleQueue[Publish] = queue.SimpleQueue()
-
-    def __call__(self, publishes: list[Publish], _connection: int) -> None:
-        for p in publishes:
-            self.items.put(p)
-
-    def topics_within(self, seconds: float) -> set[str]:
-        topics = set()
-        try:
-            while True:
-                topics.add(self.items.get(timeout=seconds).topic)
-        except queue.Empty:
-            return topics
 
 
 def gateway_client(broker: MosquittoServer, user: str, password: str) -> mqtt.Client:

@@ -7,7 +7,6 @@ refused: fmon never falls back to an unchecked connection.
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,9 +17,10 @@ import pytest
 from core.broker import BrokerAddress
 from core.errors import ConfigError
 from ingest.mqtt import make_client
-from ingest.wire import Publish, WireSubscriber
+from ingest.wire import WireSubscriber
 from simulators.load import LoadSpec, run_load
 from tests.harness import MosquittoServer
+from tests.harness.inbox import Inbox
 
 WAIT_S = 15
 
@@ -66,15 +66,6 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TlsMo
     broker.stop()
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.items: queue.SimpleQueue[Publish] = queue.SimpleQueue()
-
-    def __call__(self, publishes: list[Publish], _connection: int) -> None:
-        for p in publishes:
-            self.items.put(p)
-
-
 def test_ingest_and_paho_clients_talk_tls_with_a_private_ca(tls_broker: tuple[TlsMosquitto, Path]) -> None:
     broker, ca = tls_broker
     address = BrokerAddress.parse(f"mqtts://127.0.0.1:{broker.port}?cafile={ca}")
@@ -87,7 +78,7 @@ def test_ingest_and_paho_clients_talk_tls_with_a_private_ca(tls_broker: tuple[Tl
         publisher.connect(address.host, address.port)
         publisher.loop_start()
         publisher.publish("fmon/v1/tls/env/e1/telemetry", b"{}", qos=1).wait_for_publish(WAIT_S)
-        got = inbox.items.get(timeout=WAIT_S)
+        (got, _connection), = inbox.take(1)
         assert (got.topic, got.payload) == ("fmon/v1/tls/env/e1/telemetry", b"{}")
     finally:
         publisher.disconnect()
@@ -128,7 +119,7 @@ def test_the_simulators_publish_over_tls(tls_broker: tuple[TlsMosquitto, Path]) 
         assert subscriber.connected.wait(WAIT_S)
         result = run_load(address, LoadSpec(devices=5, rate=50, duration_s=0.5, site="tls-load"))
         assert result.acked_messages == result.messages > 0
-        received = [inbox.items.get(timeout=WAIT_S) for _ in range(result.messages)]
+        received = [p for p, _connection in inbox.take(result.messages)]
         assert {p.topic.split("/")[2] for p in received} == {"tls-load"}
     finally:
         subscriber.stop()

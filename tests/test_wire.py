@@ -8,7 +8,6 @@ malformed stream never takes the thread down.
 
 from __future__ import annotations
 
-import queue
 import random
 import socket
 import uuid
@@ -31,6 +30,7 @@ from ingest.wire import (
     publish_packet,
 )
 from tests.harness import MosquittoServer
+from tests.harness.inbox import Inbox
 
 WAIT_S = 20
 
@@ -83,27 +83,6 @@ def test_a_publish_shorter_than_its_topic_is_a_protocol_error() -> None:
         parse_packets(b"\x32\x04\x00\x09ab")
 
 
-class Received:
-    """What a WireSubscriber handed over, message by message."""
-
-    def __init__(self) -> None:
-        self.items: queue.SimpleQueue[tuple[Publish, int]] = queue.SimpleQueue()
-
-    def __call__(self, publishes: list[Publish], connection: int) -> None:
-        for p in publishes:
-            self.items.put((p, connection))
-
-    def take(self, count: int) -> list[tuple[Publish, int]]:
-        return [self.items.get(timeout=WAIT_S) for _ in range(count)]
-
-    def none_within(self, seconds: float) -> bool:
-        try:
-            self.items.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        return False
-
-
 @pytest.fixture
 def topic_root() -> str:
     return f"fmon/v1/w{uuid.uuid4().hex[:8]}"
@@ -119,7 +98,7 @@ def publisher(mosquitto: MosquittoServer) -> Iterator[mqtt.Client]:
     client.loop_stop()
 
 
-def start(mosquitto: MosquittoServer, client_id: str, topic: str, received: Received) -> WireSubscriber:
+def start(mosquitto: MosquittoServer, client_id: str, topic: str, received: Inbox) -> WireSubscriber:
     subscriber = WireSubscriber(BrokerAddress.parse(mosquitto.url), client_id, [topic], received,
                                 backoff=(0.1, 0.5))
     subscriber.start()
@@ -135,7 +114,7 @@ def publish_all(client: mqtt.Client, topic: str, bodies: list[bytes]) -> None:
 
 def test_unacknowledged_messages_come_back_after_a_lost_connection_and_old_acks_are_ignored(
         mosquitto: MosquittoServer, publisher: mqtt.Client, topic_root: str) -> None:
-    received = Received()
+    received = Inbox()
     client_id = f"wire-{uuid.uuid4().hex[:8]}"
     subscriber = start(mosquitto, client_id, f"{topic_root}/#", received)
     try:
@@ -161,9 +140,9 @@ def test_unacknowledged_messages_come_back_after_a_lost_connection_and_old_acks_
 
 
 def test_publishing_from_the_subscriber_reaches_other_clients(mosquitto: MosquittoServer, topic_root: str) -> None:
-    received = Received()
+    received = Inbox()
     listener = start(mosquitto, f"wire-l-{uuid.uuid4().hex[:8]}", f"{topic_root}/ncmd/#", received)
-    sender = start(mosquitto, f"wire-s-{uuid.uuid4().hex[:8]}", f"{topic_root}/unused", Received())
+    sender = start(mosquitto, f"wire-s-{uuid.uuid4().hex[:8]}", f"{topic_root}/unused", Inbox())
     try:
         assert sender.publish(f"{topic_root}/ncmd/edge1", b"rebirth", qos=1)
         assert sender.publish(f"{topic_root}/ncmd/edge2", b"rebirth", qos=0)
@@ -179,7 +158,7 @@ def test_a_broker_that_is_not_there_is_retried_until_it_is(topic_root: str) -> N
     broker.start()
     address = BrokerAddress.parse(broker.url)
     broker.stop()
-    received = Received()
+    received = Inbox()
     subscriber = WireSubscriber(address, f"wire-{uuid.uuid4().hex[:8]}", [f"{topic_root}/#"], received,
                                 backoff=(0.1, 0.2))
     subscriber.start()
