@@ -77,22 +77,31 @@ class Spool:
             rows = self._db.execute("SELECT id, readings FROM spool ORDER BY id LIMIT 1000").fetchall()
         if not rows:
             return None
-        readings: list[Reading] = []
-        upto = rows[0][0]
+        chosen: list[int] = []
+        total = 0
         for row_id, count in rows:
-            if readings and len(readings) + count > max_readings:
+            if chosen and total + count > max_readings:
                 break
-            readings.extend(self._readings_of(row_id))
-            upto = row_id
-        return SpooledBatch(upto, readings)
+            chosen.append(row_id)
+            total += count
+        kept = self._from_memory(chosen)
+        readings: list[Reading] = []
+        for row_id in chosen:
+            readings.extend(kept[row_id])
+        return SpooledBatch(chosen[-1], readings)
 
-    def _readings_of(self, row_id: int) -> list[Reading]:
+    def _from_memory(self, row_ids: list[int]) -> dict[int, list[Reading]]:
+        """The readings of each row: kept in memory by this process, or decoded from disk in one query."""
         with self._lock:
-            kept = self._memory.get(row_id)
-            if kept is not None:
-                return kept
-            (body,) = self._db.execute("SELECT body FROM spool WHERE id = ?", (row_id,)).fetchone()
-        return [decode(item) for item in orjson.loads(body)]
+            kept = {row_id: self._memory[row_id] for row_id in row_ids if row_id in self._memory}
+            missing = [row_id for row_id in row_ids if row_id not in kept]
+            bodies = self._db.execute(
+                "SELECT id, body FROM spool WHERE id BETWEEN ? AND ?", (missing[0], missing[-1])
+            ).fetchall() if missing else []
+        wanted = set(missing)
+        kept.update((row_id, [decode(item) for item in orjson.loads(body)]) for row_id, body in bodies
+                    if row_id in wanted)
+        return kept
 
     def release(self, batch: SpooledBatch) -> None:
         """The store has these readings: forget them."""

@@ -212,3 +212,26 @@ def test_a_batch_that_succeeds_on_retry_loses_nothing(tmp_path: Path) -> None:
     assert (processor.counters.dropped, processor.counters.readings, spool.depth) == (0, 1, 1)
     spool.close()
     db.dispose()
+
+
+@pytest.mark.parametrize("memory_readings", [0, 4, 100_000])
+def test_the_spool_gives_back_what_was_appended_from_memory_or_disk(tmp_path: Path, memory_readings: int) -> None:
+    """Batches this process appended come from memory (up to the bound), the rest from disk,
+    also after a restart; `take` stops at about `max_readings`, release forgets what it took."""
+    device = DeviceRef("s1", Family.GAS, "gas-1")
+    batches = [[Reading(device, NOW + timedelta(seconds=10 * b + i), {"lel_pct": float(b)}, seq=10 * b + i)
+                for i in range(3)] for b in range(4)]
+    spool = Spool(tmp_path / "spool.db", memory_readings=memory_readings)
+    for batch in batches:
+        spool.append(batch, NOW)
+    first = spool.take(6)
+    assert first is not None and first.readings == batches[0] + batches[1]
+    spool.release(first)
+    spool.close()
+    reopened = Spool(tmp_path / "spool.db", memory_readings=memory_readings)  # a restart: nothing in memory
+    rest = reopened.take(100)
+    assert rest is not None and rest.readings == batches[2] + batches[3]
+    assert reopened.depth == 6
+    reopened.release(rest)
+    assert reopened.take(100) is None
+    reopened.close()
