@@ -27,12 +27,12 @@ class BrokerAddress:
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+            raise ConfigError(f"broker URL {cls._redacted(url)!r} must look like mqtt://host:port or mqtts://host:port")
         tls = parts.scheme == "mqtts"
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError:
-            raise ConfigError(f"broker URL {url!r} has a bad port") from None
+            raise ConfigError(f"broker URL {cls._redacted(url)!r} has a bad port") from None
         user = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
         query = parse_qs(parts.query)

@@ -106,6 +106,9 @@ def test_broker_url_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="unknown option 'ca'") as refused:
         BrokerAddress.parse("mqtts://gw:secret@b.example?ca=/etc/ca.pem")
     assert "secret" not in str(refused.value)
+    with pytest.raises(ConfigError, match="bad port") as bad_port:
+        BrokerAddress.parse("mqtt://gw:secret@b.example:99999")
+    assert "secret" not in str(bad_port.value)
 
 
 def test_the_simulators_publish_over_tls(tls_broker: tuple[TlsMosquitto, Path]) -> None:
